@@ -1,0 +1,180 @@
+"""The HTTP layer: Werkzeug routes over the hub and the broker (a bare WSGI app).
+
+Every request is checked before the first byte, so clients get real status
+codes; every error is JSON `{"error": ...}` with a 4xx, never a 500.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import gevent.monkey
+from werkzeug.exceptions import (
+    BadRequest,
+    Forbidden,
+    HTTPException,
+    InternalServerError,
+    MethodNotAllowed,
+    NotFound,
+)
+from werkzeug.routing import Map, Rule
+from werkzeug.wrappers import Request, Response
+
+from . import cors
+from .brokers import Broker, BrokerUnavailable, create_broker
+from .channels import MAX_CHANNELS_PER_STREAM, check_channel
+from .config import Config
+from .cursor import format_id
+from .hub import Hub
+from .publish import authorize, body_limit, read_messages
+from .stream import event_stream
+
+logger = logging.getLogger(__name__)
+
+STREAM_HEADERS = {
+    "Cache-Control": "no-cache",
+    # Tells nginx (and PaaS routers built on it) not to buffer the stream.
+    "X-Accel-Buffering": "no",
+}
+
+
+class SSEHubApp:
+    def __init__(self, config: Config, broker: Broker):
+        self.config = config
+        self.broker = broker
+        self.hub = Hub(broker, config.client_queue)
+        self.url_map = Map(
+            [
+                Rule("/", endpoint="index", methods=["GET"]),
+                Rule("/events", endpoint="events", methods=["GET", "OPTIONS"]),
+                Rule("/publish", endpoint="publish", methods=["POST"]),
+                Rule("/healthz", endpoint="healthz", methods=["GET"]),
+                Rule("/readyz", endpoint="readyz", methods=["GET"]),
+            ]
+        )
+
+    def on_index(self, request: Request) -> Response:
+        return Response(
+            "ssehub is running.\n\n"
+            "Watch:   curl -N 'http://HOST/events?channel=news'\n"
+            "Publish: curl -X POST http://HOST/publish -H 'Content-Type: application/json' "
+            "-d '{\"channel\": \"news\", \"data\": \"hello\"}'\n",
+            mimetype="text/plain",
+        )
+
+    def on_events(self, request: Request) -> Response:
+        if not cors.origin_allowed(request, self.config.allowed_origins):
+            raise Forbidden("this origin is not in ALLOWED_ORIGINS")
+        if request.method == "OPTIONS":
+            return Response(status=204, headers=cors.preflight_headers(request))
+        channels = _requested_channels(request)
+        last_event_id = (
+            request.headers.get("Last-Event-ID")
+            or request.args.get("lastEventId")
+            or request.args.get("evs_last_event_id")
+            or None
+        )
+        body = event_stream(
+            self.hub,
+            self.broker,
+            channels,
+            last_event_id,
+            self.config.heartbeat_seconds,
+            self.config.retry_ms,
+        )
+        headers = {**STREAM_HEADERS, **cors.cors_headers(request)}
+        return Response(body, mimetype="text/event-stream", headers=headers, direct_passthrough=True)
+
+    def on_publish(self, request: Request) -> Response:
+        authorize(request, self.config.publish_token)
+        request.max_content_length = body_limit(self.config.max_event_bytes)
+        messages, is_batch = read_messages(request, self.config.max_event_bytes)
+        published = []
+        for message in messages:
+            try:
+                event = self.broker.publish(message.channel, message.data, message.event)
+            except BrokerUnavailable as error:
+                logger.warning("publish to %s failed: %s", message.channel, error)
+                # The publisher learns exactly what went through, so nothing is lost silently.
+                return _json({"error": f"broker unavailable: {error}", "published": published}, 503)
+            published.append({"id": format_id(event.id), "channel": event.channel})
+        return _json(published if is_batch else published[0], 201)
+
+    def on_healthz(self, request: Request) -> Response:
+        return _json({"status": "ok"})
+
+    def on_readyz(self, request: Request) -> Response:
+        try:
+            self.broker.check()
+        except BrokerUnavailable as error:
+            return _json({"error": f"broker unavailable: {error}"}, 503)
+        return _json({"status": "ready", "subscribers": self.hub.subscriber_count})
+
+    def dispatch_request(self, request: Request) -> Response:
+        adapter = self.url_map.bind_to_environ(request.environ)
+        try:
+            endpoint, values = adapter.match()
+            return getattr(self, f"on_{endpoint}")(request, **values)
+        except MethodNotAllowed as error:
+            allowed = ", ".join(m for m in error.valid_methods or () if m not in ("HEAD", "OPTIONS"))
+            return _error(MethodNotAllowed(error.valid_methods, f"use {allowed} on {request.path}"))
+        except NotFound:
+            return _error(NotFound(f"no such endpoint: {request.path}"))
+        except HTTPException as error:
+            if error.code and error.code < 500:
+                logger.info("%s %s from %s: %s", request.method, request.path, request.remote_addr, error.description)
+            return _error(error)
+        except Exception:
+            logger.exception("unexpected error on %s %s", request.method, request.path)
+            return _error(InternalServerError("the hub hit an internal error; it has been logged"))
+
+    def wsgi_app(self, environ, start_response):
+        request = Request(environ)
+        response = self.dispatch_request(request)
+        return response(environ, start_response)
+
+    def __call__(self, environ, start_response):
+        return self.wsgi_app(environ, start_response)
+
+    def shutdown(self) -> None:
+        """End every open stream (browsers reconnect) and release the broker."""
+        self.hub.shutdown()
+
+    def close(self) -> None:
+        self.broker.close()
+
+
+def create_app(config: Config, broker: Broker | None = None) -> SSEHubApp:
+    """The WSGI app; it needs gevent's monkey-patching, which the entry module does first."""
+    if not gevent.monkey.is_module_patched("socket"):
+        raise RuntimeError(
+            "ssehub needs gevent's monkey-patching before anything else is imported: "
+            "run `python service.py`, or `gunicorn -k gevent service:app`"
+        )
+    return SSEHubApp(config, broker if broker is not None else create_broker(config))
+
+
+def _requested_channels(request: Request) -> tuple[str, ...]:
+    names = request.args.getlist("channel")
+    if not names:
+        raise BadRequest("channel is required: /events?channel=news (repeat channel= for several)")
+    try:
+        channels = tuple(dict.fromkeys(check_channel(name) for name in names))
+    except ValueError as error:
+        raise BadRequest(f"{error}; repeat channel= for several channels") from None
+    if len(channels) > MAX_CHANNELS_PER_STREAM:
+        raise BadRequest(f"at most {MAX_CHANNELS_PER_STREAM} channels per stream")
+    return channels
+
+
+def _json(body: object, status: int = 200) -> Response:
+    return Response(json.dumps(body), status=status, mimetype="application/json")
+
+
+def _error(error: HTTPException) -> Response:
+    response = _json({"error": error.description}, error.code or 500)
+    for name, value in error.get_headers():
+        if name.lower() != "content-type":
+            response.headers[name] = value
+    return response

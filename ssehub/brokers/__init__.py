@@ -1,0 +1,65 @@
+"""The broker contract: where events are stored, numbered and announced.
+
+The hub and the HTTP layer see only `Broker`; `memory` (embedded, the default)
+and `redis` (production) implement it and pass one contract test suite.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable, Protocol
+
+from ..config import Config
+from ..cursor import EventId
+from ..event import Event
+
+
+class BrokerUnavailable(ConnectionError):
+    """The broker cannot be reached now; the caller should answer 503 or retry later."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Replay:
+    """Events after a position, and whether that position was resumable exactly."""
+
+    events: list[Event]
+    # False: the position was older than the retained history, malformed, or
+    # from a history that no longer exists; `events` then start at `start`.
+    exact: bool
+    # The position the events follow: the one asked for, or the floor of history.
+    start: EventId
+
+
+class Broker(Protocol):
+    description: str  # for the start-up log
+
+    def start(self, deliver: Callable[[Event], None]) -> None:
+        """Begin handing every new event on a listened channel to `deliver`."""
+
+    def publish(self, channel: str, data: str, type: str | None = None) -> Event:
+        """Store and announce one event; return it with its id, or raise BrokerUnavailable."""
+
+    def listen(self, channel: str) -> None:
+        """Announce events on `channel` to this process from now on."""
+
+    def unlisten(self, channel: str) -> None:
+        """Stop announcing `channel`; it has no subscriber in this process."""
+
+    def head(self, channel: str) -> EventId:
+        """The id of the newest event on `channel`, or the floor of its history."""
+
+    def replay(self, channel: str, after: EventId | None, limit: int) -> Replay:
+        """Up to `limit` events after `after` (None: from the floor), oldest first."""
+
+    def check(self) -> None:
+        """Raise BrokerUnavailable, saying why, unless the broker is reachable."""
+
+    def close(self) -> None:
+        """Release connections and background work."""
+
+
+def create_broker(config: Config) -> Broker:
+    """The Redis broker when REDIS_URL is set, else the embedded one."""
+    from .memory import MemoryBroker
+
+    return MemoryBroker(history_size=config.history_size)

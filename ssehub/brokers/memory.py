@@ -1,0 +1,93 @@
+"""The embedded broker: history and notification inside this one process.
+
+Serves the same contract as the Redis broker for development and single-process
+deployments; history is lost when the process ends, which resuming clients are
+told (their ids are below the new floor).
+"""
+
+from __future__ import annotations
+
+import collections
+import time
+from typing import Callable
+
+from ..cursor import EventId
+from ..event import Event
+from . import Replay
+
+
+class _Channel:
+    __slots__ = ("history", "floor", "last")
+
+    def __init__(self, floor: EventId, size: int):
+        self.history: collections.deque[Event] = collections.deque(maxlen=size)
+        # Everything at or below the floor is gone (trimmed, or before this
+        # process started); everything above it up to `last` is in `history`.
+        self.floor = floor
+        self.last = floor
+
+
+class MemoryBroker:
+    description = "embedded in-memory (history is lost on restart; set REDIS_URL to use Redis)"
+
+    def __init__(self, history_size: int, clock: Callable[[], float] = time.time):
+        self._history_size = history_size
+        self._clock = clock
+        self._boot: EventId = (int(clock() * 1000), 0)
+        self._channels: dict[str, _Channel] = {}
+        self._deliver: Callable[[Event], None] | None = None
+        self._listened: set[str] = set()
+
+    def start(self, deliver: Callable[[Event], None]) -> None:
+        self._deliver = deliver
+
+    def publish(self, channel: str, data: str, type: str | None = None) -> Event:
+        state = self._channel(channel)
+        event = Event(channel, self._next_id(state.last), data, type)
+        if len(state.history) == state.history.maxlen:
+            state.floor = state.history[0].id
+        state.history.append(event)
+        state.last = event.id
+        if self._deliver is not None and channel in self._listened:
+            self._deliver(event)
+        return event
+
+    def listen(self, channel: str) -> None:
+        self._listened.add(channel)
+
+    def unlisten(self, channel: str) -> None:
+        self._listened.discard(channel)
+
+    def head(self, channel: str) -> EventId:
+        state = self._channels.get(channel)
+        return state.last if state else self._boot
+
+    def replay(self, channel: str, after: EventId | None, limit: int) -> Replay:
+        state = self._channels.get(channel) or _Channel(self._boot, 0)
+        exact = after is not None and state.floor <= after <= state.last
+        start = after if exact else state.floor
+        events = []
+        if start < state.last:
+            for event in reversed(state.history):
+                if event.id <= start:
+                    break
+                events.append(event)
+            events.reverse()
+        return Replay(events[:limit], exact, start)
+
+    def check(self) -> None:
+        """Always reachable: it lives in this process."""
+
+    def close(self) -> None:
+        self._deliver = None
+
+    def _channel(self, channel: str) -> _Channel:
+        state = self._channels.get(channel)
+        if state is None:
+            state = self._channels[channel] = _Channel(self._boot, self._history_size)
+        return state
+
+    def _next_id(self, last: EventId) -> EventId:
+        """Like Redis's XADD *: the clock in ms, sequence-numbered, never going back."""
+        now = int(self._clock() * 1000)
+        return (now, 0) if now > last[0] else (last[0], last[1] + 1)

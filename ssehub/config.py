@@ -1,0 +1,112 @@
+"""Every ssehub setting, read from the environment in one place.
+
+`Config.from_env(os.environ)` is the only reader of the environment; a bad
+value raises `ConfigError` whose message names the variable, so the start-up
+can stop with that one line.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Mapping
+from urllib.parse import urlsplit
+
+
+class ConfigError(ValueError):
+    """A setting has a value ssehub cannot use; the message names it."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    # Port to listen on; PaaS routers set it. Default 5000.
+    port: int = 5000
+    # Address to bind. Default 0.0.0.0 (all interfaces).
+    host: str = "0.0.0.0"
+    # Unset: the embedded in-memory broker (one process, history lost on
+    # restart). redis:// or rediss:// selects the Redis broker.
+    redis_url: str | None = None
+    # Bearer token for POST /publish. Unset: only loopback clients may publish.
+    publish_token: str | None = None
+    # Origins allowed to read /events cross-origin; "*" allows any.
+    # Default: none (same-origin only).
+    allowed_origins: tuple[str, ...] = ()
+    # Events kept per channel for resuming. Default 1000.
+    history_size: int = 1000
+    # Seconds between comment heartbeats on an idle stream. Default 15; it
+    # cannot be turned off, because it is how a vanished client is noticed.
+    heartbeat_seconds: float = 15.0
+    # Reconnect delay the hub advises browsers, in milliseconds. Default 2000.
+    retry_ms: int = 2000
+    # Largest event data in bytes (UTF-8). Default 65536.
+    max_event_bytes: int = 65536
+    # Events buffered for one subscriber before it is dropped as too slow
+    # (it then resumes by id). Default 1000.
+    client_queue: int = 1000
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> "Config":
+        """Read and check every setting; raise ConfigError naming the first bad one."""
+        return cls(
+            port=_int(env, "PORT", cls.port, low=1, high=65535),
+            host=env.get("HOST", cls.host).strip() or cls.host,
+            redis_url=_redis_url(env),
+            publish_token=env.get("PUBLISH_TOKEN") or None,
+            allowed_origins=_origins(env),
+            history_size=_int(env, "HISTORY_SIZE", cls.history_size, low=1, high=10_000_000),
+            heartbeat_seconds=_float(env, "HEARTBEAT_SECONDS", cls.heartbeat_seconds),
+            retry_ms=_int(env, "RETRY_MS", cls.retry_ms, low=0, high=3_600_000),
+            max_event_bytes=_int(env, "MAX_EVENT_BYTES", cls.max_event_bytes, low=1, high=16 * 2**20),
+            client_queue=_int(env, "CLIENT_QUEUE", cls.client_queue, low=1, high=1_000_000),
+        )
+
+
+def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a whole number") from None
+    if not low <= value <= high:
+        raise ConfigError(f"{name}={value} is out of range; use {low} to {high}")
+    return value
+
+
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a number of seconds") from None
+    if not 0 < value <= 3600:
+        raise ConfigError(f"{name}={raw} is out of range; use more than 0 and at most 3600")
+    return value
+
+
+def _redis_url(env: Mapping[str, str]) -> str | None:
+    raw = env.get("REDIS_URL", "").strip()
+    if not raw:
+        return None
+    parts = urlsplit(raw)
+    if parts.scheme not in ("redis", "rediss") or not parts.hostname:
+        raise ConfigError("REDIS_URL must look like redis://host:6379/0 or rediss://host:6380/0")
+    try:
+        parts.port
+    except ValueError:
+        raise ConfigError("REDIS_URL has a port that is not a number from 0 to 65535") from None
+    return raw
+
+
+def _origins(env: Mapping[str, str]) -> tuple[str, ...]:
+    raw = env.get("ALLOWED_ORIGINS", "")
+    origins = tuple(o.strip().rstrip("/") for o in raw.split(",") if o.strip())
+    for origin in origins:
+        parts = urlsplit(origin)
+        if origin != "*" and (parts.scheme not in ("http", "https") or not parts.netloc or parts.path):
+            raise ConfigError(
+                f"ALLOWED_ORIGINS entry {origin!r} is not an origin like https://example.com (or *)"
+            )
+    return origins

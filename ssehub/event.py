@@ -1,0 +1,32 @@
+"""One published event, encoded for the wire once, when the hub first sees it.
+
+Brokers create these; the hub fans the same bytes out to every subscriber.
+"""
+
+from __future__ import annotations
+
+from . import wire
+from .cursor import EventId, format_id
+
+
+class Event:
+    """An event on one channel with its id and its ready-made SSE frame."""
+
+    __slots__ = ("channel", "id", "type", "data", "frame", "_id_length")
+
+    def __init__(self, channel: str, event_id: EventId, data: str, type: str | None = None):
+        self.channel = channel
+        self.id = event_id
+        self.type = type
+        self.data = data
+        id_line = wire.id_line(format_id(event_id))
+        self._id_length = len(id_line)
+        # The frame for a one-channel stream, whose cursor is the bare id.
+        self.frame = id_line + wire.event_body(data, type)
+
+    def frame_with_cursor(self, cursor: str) -> bytes:
+        """The frame for a several-channel stream: same body, that stream's cursor as id."""
+        return wire.id_line(cursor) + memoryview(self.frame)[self._id_length:]
+
+    def __repr__(self) -> str:
+        return f"Event({self.channel!r}, {format_id(self.id)!r}, type={self.type!r})"
