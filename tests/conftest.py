@@ -1,0 +1,113 @@
+"""Fixtures: the app under WebTest, and a live gevent server on a free port.
+
+gevent's monkey-patching comes first, as in service.py, so the test client's
+sockets and the server share one event loop in this process.
+"""
+
+from gevent import monkey
+
+monkey.patch_all()
+
+import dataclasses  # noqa: E402
+import http.client  # noqa: E402
+import json  # noqa: E402
+import time  # noqa: E402
+
+import gevent.pool  # noqa: E402
+import pytest  # noqa: E402
+import webtest  # noqa: E402
+from gevent.pywsgi import WSGIServer  # noqa: E402
+
+from ssehub.app import create_app  # noqa: E402
+from ssehub.config import Config  # noqa: E402
+from tests.sse import StreamReader  # noqa: E402
+
+# Small heartbeats so idle streams notice departed clients quickly in tests.
+TEST_CONFIG = Config(heartbeat_seconds=0.05, retry_ms=100)
+
+
+def wait_for(condition, timeout: float = 5, interval: float = 0.01, message: str = "condition"):
+    """Poll `condition` until it is truthy or the deadline passes (no bare sleeps)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {message}")
+        time.sleep(interval)
+
+
+@pytest.fixture
+def make_app():
+    apps = []
+
+    def make(broker=None, **settings):
+        app = create_app(dataclasses.replace(TEST_CONFIG, **settings), broker)
+        apps.append(app)
+        return app
+
+    yield make
+    for app in apps:
+        app.shutdown()
+        app.close()
+
+
+@pytest.fixture
+def testapp(make_app):
+    """WebTest client for responses that end, from a loopback address."""
+    return webtest.TestApp(make_app(), extra_environ={"REMOTE_ADDR": "127.0.0.1"})
+
+
+class LiveServer:
+    """The app served by pywsgi on 127.0.0.1 and a free port, as in production."""
+
+    def __init__(self, app):
+        self.app = app
+        self.handlers = gevent.pool.Pool()
+        self.server = WSGIServer(("127.0.0.1", 0), app, spawn=self.handlers, log=None)
+        self.server.start()
+        self.port = self.server.server_port
+        self.readers: list[StreamReader] = []
+
+    def stream(self, query: str, headers: dict[str, str] | None = None, path: str = "/events") -> StreamReader:
+        reader = StreamReader("127.0.0.1", self.port, f"{path}?{query}", headers)
+        self.readers.append(reader)
+        return reader
+
+    def request(self, method: str, path: str, body: object = None, headers: dict[str, str] | None = None):
+        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
+        payload = json.dumps(body) if body is not None and not isinstance(body, (str, bytes)) else body
+        all_headers = {"Content-Type": "application/json", **(headers or {})}
+        connection.request(method, path, body=payload, headers=all_headers)
+        response = connection.getresponse()
+        content = response.read()
+        connection.close()
+        return response.status, json.loads(content) if content else None
+
+    def publish(self, channel: str, data: object, event: str | None = None) -> str:
+        body = {"channel": channel, "data": data, **({"event": event} if event is not None else {})}
+        status, reply = self.request("POST", "/publish", body)
+        assert status == 201, reply
+        return reply["id"]
+
+    def stop(self) -> None:
+        for reader in self.readers:
+            reader.close()
+        self.app.shutdown()
+        self.server.stop(timeout=2)
+
+
+@pytest.fixture
+def live(make_app):
+    """Start a live server; call it with settings (and optionally a broker) first."""
+    servers = []
+
+    def start(broker=None, **settings):
+        server = LiveServer(make_app(broker, **settings))
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()
