@@ -1,0 +1,54 @@
+import pytest
+
+from ssehub.config import Config, ConfigError
+
+
+def test_defaults_match_the_design():
+    config = Config.from_env({})
+    assert (config.port, config.host, config.history_size, config.heartbeat_seconds) == (5000, "0.0.0.0", 1000, 15.0)
+    assert (config.max_event_bytes, config.redis_url, config.publish_token) == (65536, None, None)
+
+
+def test_every_setting_is_read():
+    config = Config.from_env(
+        {
+            "PORT": "8080",
+            "HOST": "127.0.0.1",
+            "REDIS_URL": "rediss://:pw@cache.example:6380/2",
+            "PUBLISH_TOKEN": "t",
+            "ALLOWED_ORIGINS": "https://a.example, https://b.example/",
+            "HISTORY_SIZE": "50",
+            "HEARTBEAT_SECONDS": "2.5",
+            "RETRY_MS": "500",
+            "MAX_EVENT_BYTES": "1024",
+            "CLIENT_QUEUE": "10",
+        }
+    )
+    assert config == Config(
+        port=8080,
+        host="127.0.0.1",
+        redis_url="rediss://:pw@cache.example:6380/2",
+        publish_token="t",
+        allowed_origins=("https://a.example", "https://b.example"),
+        history_size=50,
+        heartbeat_seconds=2.5,
+        retry_ms=500,
+        max_event_bytes=1024,
+        client_queue=10,
+    )
+
+
+@pytest.mark.parametrize(
+    "env, name",
+    [
+        ({"PORT": "0"}, "PORT"),
+        ({"HEARTBEAT_SECONDS": "0"}, "HEARTBEAT_SECONDS"),
+        ({"HEARTBEAT_SECONDS": "nan"}, "HEARTBEAT_SECONDS"),
+        ({"REDIS_URL": "redis://host:notaport"}, "REDIS_URL"),
+        ({"ALLOWED_ORIGINS": "https://a.example/path"}, "ALLOWED_ORIGINS"),
+        ({"MAX_EVENT_BYTES": "-5"}, "MAX_EVENT_BYTES"),
+    ],
+)
+def test_a_bad_value_names_the_variable(env, name):
+    with pytest.raises(ConfigError, match=f"^{name}"):
+        Config.from_env(env)

@@ -1,0 +1,140 @@
+"""`python service.py` as a process: start, settings, signals."""
+
+import os
+import resource
+import signal
+import socket
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import wait_for
+from tests.sse import StreamReader
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Service:
+    def __init__(self, env=None, preexec_fn=None):
+        self.port = free_port()
+        self.log_path = os.path.join(ROOT, ".pytest_cache", f"service-{self.port}.log")
+        os.makedirs(os.path.dirname(self.log_path), exist_ok=True)
+        self.log = open(self.log_path, "w+")
+        self.process = subprocess.Popen(
+            [sys.executable, "service.py"],
+            cwd=ROOT,
+            env={"PATH": os.environ["PATH"], "HOST": "127.0.0.1", "PORT": str(self.port), **(env or {})},
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            preexec_fn=preexec_fn,
+        )
+
+    def output(self):
+        with open(self.log_path) as log:
+            return log.read()
+
+    def wait_listening(self):
+        wait_for(lambda: "listening on" in self.output() or self.process.poll() is not None, timeout=20)
+        assert "listening on" in self.output(), self.output()
+
+    def stop(self):
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait()
+        self.log.close()
+
+
+@pytest.fixture
+def service():
+    started = []
+
+    def start(**kwargs):
+        started.append(Service(**kwargs))
+        return started[-1]
+
+    yield start
+    for running in started:
+        running.stop()
+
+
+def test_service_logs_its_address_broker_and_the_token_warning(service):
+    running = service()
+    running.wait_listening()
+    log = running.output()
+    assert f"listening on http://127.0.0.1:{running.port}" in log
+    assert "broker: embedded in-memory" in log
+    assert "PUBLISH_TOKEN is unset" in log
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_ends_open_streams_and_exits_zero(service, signum):
+    running = service(env={"HEARTBEAT_SECONDS": "30"})
+    running.wait_listening()
+    reader = StreamReader("127.0.0.1", running.port, "/events?channel=news")
+    reader.read_until(lambda r: r.parser.last_event_id)
+    running.process.send_signal(signum)
+    reader.read_to_end(timeout=5)
+    assert running.process.wait(timeout=10) == 0
+    assert "Traceback" not in running.output()
+
+
+@pytest.mark.parametrize(
+    "name, value",
+    [
+        ("PORT", "http"),
+        ("PORT", "70000"),
+        ("HISTORY_SIZE", "0"),
+        ("HEARTBEAT_SECONDS", "-1"),
+        ("RETRY_MS", "soon"),
+        ("MAX_EVENT_BYTES", "1e9"),
+        ("CLIENT_QUEUE", "0"),
+        ("REDIS_URL", "http://localhost"),
+        ("ALLOWED_ORIGINS", "example.com"),
+    ],
+)
+def test_a_bad_setting_stops_the_start_with_one_line_naming_it(name, value):
+    result = subprocess.run(
+        [sys.executable, "service.py"],
+        cwd=ROOT,
+        env={"PATH": os.environ["PATH"], name: value},
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"ssehub: {name}"), result.stderr
+
+
+def test_a_low_open_file_limit_is_raised_or_reported(service):
+    def low_limit():
+        resource.setrlimit(resource.RLIMIT_NOFILE, (512, 1024))
+
+    running = service(preexec_fn=low_limit)
+    running.wait_listening()
+    assert "open-file limit is 1024: at most about 960 concurrent subscribers" in running.output()
+
+
+def test_service_app_is_importable_for_other_wsgi_servers():
+    result = subprocess.run(
+        [sys.executable, "-c", "import service; print(type(service.app).__name__)"],
+        cwd=ROOT,
+        env={"PATH": os.environ["PATH"]},
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.stdout.strip() == "SSEHubApp", result.stderr
+
+
+def test_the_app_refuses_to_run_without_gevent_patching():
+    code = "from ssehub.app import create_app; from ssehub.config import Config; create_app(Config())"
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=30)
+    assert "gunicorn -k gevent" in result.stderr
