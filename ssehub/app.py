@@ -67,7 +67,9 @@ class SSEHubApp:
         if not cors.origin_allowed(request, self.config.allowed_origins):
             raise Forbidden("this origin is not in ALLOWED_ORIGINS")
         if request.method == "OPTIONS":
-            return Response(status=204, headers=cors.preflight_headers(request))
+            preflight = Response(status=204, headers=cors.preflight_headers(request))
+            preflight.headers.remove("Content-Type")
+            return preflight
         channels = _requested_channels(request)
         last_event_id = (
             request.headers.get("Last-Event-ID")
