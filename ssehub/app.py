@@ -95,12 +95,12 @@ class SSEHubApp:
         published = []
         for message in messages:
             try:
-                event = self.broker.publish(message.channel, message.data, message.event)
+                event_id = self.broker.publish(message.channel, message.data, message.event)
             except BrokerUnavailable as error:
                 logger.warning("publish to %s failed: %s", message.channel, error)
                 # The publisher learns exactly what went through, so nothing is lost silently.
                 return _json({"error": f"broker unavailable: {error}", "published": published}, 503)
-            published.append({"id": format_id(event.id), "channel": event.channel})
+            published.append({"id": format_id(event_id), "channel": message.channel})
         return _json(published if is_batch else published[0], 201)
 
     def on_healthz(self, request: Request) -> Response:

@@ -66,7 +66,7 @@ class Hub:
         self._closing = False
         self.evictions = 0
         self.delivered = 0
-        broker.start(self.dispatch)
+        broker.start(self.dispatch, self.resync)
 
     def subscribe(self, channels: Iterable[str]) -> Subscription:
         """Register a live feed; its events queue from this moment on."""
@@ -110,6 +110,11 @@ class Hub:
                 logger.info("dropped a subscriber %d events behind on %s", self._queue_size, event.channel)
             else:
                 self.delivered += 1
+
+    def resync(self, channel: str) -> None:
+        """End the streams on `channel`; they resume by id and learn what they missed."""
+        for subscription in list(self._by_channel.get(channel, ())):
+            subscription.end()
 
     def shutdown(self) -> None:
         """End every stream so its browser reconnects, to another process if there is one."""

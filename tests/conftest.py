@@ -20,6 +20,7 @@ from gevent.pywsgi import WSGIServer  # noqa: E402
 
 from ssehub.app import create_app  # noqa: E402
 from ssehub.config import Config  # noqa: E402
+from tests.redis_server import RedisServer  # noqa: E402
 from tests.sse import StreamReader  # noqa: E402
 
 # Small heartbeats so idle streams notice departed clients quickly in tests.
@@ -111,3 +112,28 @@ def live(make_app):
     yield start
     for server in servers:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory):
+    """One redis-server for the session; tests that break Redis use `own_redis`."""
+    server = RedisServer(str(tmp_path_factory.mktemp("redis"))).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def clean_redis(redis_server):
+    client = redis_server.client()
+    client.flushall()
+    client.function_flush()
+    yield redis_server
+    client.close()
+
+
+@pytest.fixture
+def own_redis(tmp_path):
+    """A redis-server of this test's own, with append-only persistence, to stop and restart."""
+    server = RedisServer(str(tmp_path), appendonly=True).start()
+    yield server
+    server.stop()

@@ -33,11 +33,15 @@ class Replay:
 class Broker(Protocol):
     description: str  # for the start-up log
 
-    def start(self, deliver: Callable[[Event], None]) -> None:
-        """Begin handing every new event on a listened channel to `deliver`."""
+    def start(self, deliver: Callable[[Event], None], resync: Callable[[str], None]) -> None:
+        """Begin handing every new event on a listened channel to `deliver`, once, in order.
 
-    def publish(self, channel: str, data: str, type: str | None = None) -> Event:
-        """Store and announce one event; return it with its id, or raise BrokerUnavailable."""
+        `resync(channel)` says events on it could not all be handed over (history
+        was trimmed during an outage): its streams must resume by id.
+        """
+
+    def publish(self, channel: str, data: str, type: str | None = None) -> EventId:
+        """Store and announce one event and return its id, or raise BrokerUnavailable."""
 
     def listen(self, channel: str) -> None:
         """Announce events on `channel` to this process from now on."""
@@ -60,6 +64,15 @@ class Broker(Protocol):
 
 def create_broker(config: Config) -> Broker:
     """The Redis broker when REDIS_URL is set, else the embedded one."""
+    if config.redis_url:
+        from .redis import RedisBroker
+
+        return RedisBroker(
+            config.redis_url,
+            history_size=config.history_size,
+            max_event_bytes=config.max_event_bytes,
+            health_seconds=min(5.0, max(0.5, config.heartbeat_seconds)),
+        )
     from .memory import MemoryBroker
 
     return MemoryBroker(history_size=config.history_size)

@@ -38,10 +38,11 @@ class MemoryBroker:
         self._deliver: Callable[[Event], None] | None = None
         self._listened: set[str] = set()
 
-    def start(self, deliver: Callable[[Event], None]) -> None:
+    def start(self, deliver: Callable[[Event], None], resync: Callable[[str], None]) -> None:
+        """`resync` is unused: history here never moves past a listener."""
         self._deliver = deliver
 
-    def publish(self, channel: str, data: str, type: str | None = None) -> Event:
+    def publish(self, channel: str, data: str, type: str | None = None) -> EventId:
         state = self._channel(channel)
         event = Event(channel, self._next_id(state.last), data, type)
         if len(state.history) == state.history.maxlen:
@@ -50,7 +51,7 @@ class MemoryBroker:
         state.last = event.id
         if self._deliver is not None and channel in self._listened:
             self._deliver(event)
-        return event
+        return event.id
 
     def listen(self, channel: str) -> None:
         self._listened.add(channel)

@@ -1,0 +1,161 @@
+"""The one pub/sub connection of a hub process, kept alive through Redis failures.
+
+It subscribes to every channel that has a local subscriber, hands each event
+to the hub once and in order, and after any (re)subscription fills the gap from
+the channel's Stream, so an outage, a restart of Redis or a killed connection
+loses nothing. Only its own greenlet touches the connection.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from typing import TYPE_CHECKING, Callable
+
+import gevent
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from ..cursor import EventId
+from ..event import Event
+from . import BrokerUnavailable
+from .redis_keys import channel_of, stream_key
+
+if TYPE_CHECKING:
+    from .redis import RedisBroker
+
+logger = logging.getLogger(__name__)
+
+# Kept subscribed so the connection can always be PINGed (redis-py reads
+# nothing on a pub/sub connection with no subscription).
+SENTINEL = "ssehub:listener"
+POLL_SECONDS = 0.05
+BACKOFF_FIRST_SECONDS = 0.1
+BACKOFF_MAX_SECONDS = 5.0
+FILL_PAGE = 500
+
+
+def backoff(attempt: int) -> float:
+    """Exponential, capped, with jitter so many hubs do not reconnect in step."""
+    return min(BACKOFF_MAX_SECONDS, BACKOFF_FIRST_SECONDS * 2**attempt) * random.uniform(0.5, 1.0)
+
+
+class Listener:
+    def __init__(self, url: str, broker: "RedisBroker", health_seconds: float):
+        self._redis = redis.Redis.from_url(url, retry=Retry(NoBackoff(), 0), socket_connect_timeout=health_seconds)
+        self._broker = broker
+        self._health_seconds = health_seconds
+        # Per listened channel: the newest id handed to the hub.
+        self._positions: dict[str, EventId] = {}
+        self._pending: list[tuple[str, str]] = []
+        self._deliver: Callable[[Event], None] | None = None
+        self._resync: Callable[[str], None] | None = None
+        self._greenlet: gevent.Greenlet | None = None
+        self.connected = False
+        self.last_error = "not connected yet"
+
+    def start(self, deliver: Callable[[Event], None], resync: Callable[[str], None]) -> None:
+        self._deliver, self._resync = deliver, resync
+        self._greenlet = gevent.spawn(self._run)
+
+    def stop(self) -> None:
+        if self._greenlet is not None:
+            self._greenlet.kill()
+        self._redis.close()
+
+    def add(self, channel: str, position: EventId) -> None:
+        self._positions[channel] = position
+        self._pending.append(("ssubscribe", channel))
+
+    def remove(self, channel: str) -> None:
+        self._positions.pop(channel, None)
+        self._pending.append(("sunsubscribe", channel))
+
+    def _run(self) -> None:
+        attempt = 0
+        while True:
+            started = time.monotonic()
+            try:
+                self._session()
+            except (redis.RedisError, OSError, BrokerUnavailable) as error:
+                self.last_error = f"{type(error).__name__}: {error}"
+            if time.monotonic() - started > BACKOFF_MAX_SECONDS:
+                attempt = 0  # it had been up a while: retry promptly
+            level = logging.WARNING if attempt == 0 else logging.DEBUG
+            logger.log(level, "Redis pub/sub connection lost (%s); reconnecting", self.last_error)
+            gevent.sleep(backoff(attempt))
+            attempt += 1
+
+    def _session(self) -> None:
+        pubsub = self._redis.pubsub()
+        try:
+            self._broker.load_functions()
+            self._pending.clear()  # everything wanted is subscribed here
+            pubsub.ssubscribe(SENTINEL, *(stream_key(channel) for channel in self._positions))
+            ping_sent: float | None = None
+            last_heard = time.monotonic()
+            while True:
+                self._send_pending(pubsub)
+                message = pubsub.get_message(timeout=POLL_SECONDS)
+                now = time.monotonic()
+                if message is not None:
+                    last_heard, ping_sent = now, None
+                    self._handle(message)
+                elif ping_sent is not None and now - ping_sent > self._health_seconds:
+                    raise TimeoutError(f"no answer to PING within {self._health_seconds}s")
+                elif ping_sent is None and now - last_heard > self._health_seconds:
+                    pubsub.ping()
+                    ping_sent = now
+        finally:
+            if self.connected:
+                logger.info("Redis pub/sub disconnected")
+            self.connected = False
+            pubsub.close()
+
+    def _send_pending(self, pubsub) -> None:
+        while self._pending:
+            command, channel = self._pending.pop(0)
+            getattr(pubsub, command)(stream_key(channel))
+
+    def _handle(self, message: dict) -> None:
+        kind, name = message["type"], message.get("channel")
+        if kind == "ssubscribe" and name == SENTINEL.encode():
+            if not self.connected:
+                logger.info("Redis pub/sub connected; listening to %d channels", len(self._positions))
+            self.connected = True
+        elif kind == "ssubscribe":
+            self._fill(channel_of(name))
+        elif kind == "smessage" and name != SENTINEL.encode():
+            raw_id, raw_type, data = message["data"].split(b"\n", 2)
+            self._hand_over(
+                Event(channel_of(name), _parse(raw_id), data.decode("utf-8", "replace"), raw_type.decode() or None)
+            )
+
+    def _fill(self, channel: str) -> None:
+        """Hand over what was published while this channel was not subscribed."""
+        while channel in self._positions:
+            replay = self._broker.replay(channel, self._positions[channel], FILL_PAGE)
+            if not replay.exact:
+                # History moved past us during an outage: the subscribers'
+                # streams end and resume by id, and are told what they missed.
+                logger.warning("history of %s was trimmed during an outage; streams will resume", channel)
+                self._positions[channel] = replay.start
+                self._resync(channel)
+            for event in replay.events:
+                self._hand_over(event)
+            if len(replay.events) < FILL_PAGE:
+                return
+
+    def _hand_over(self, event: Event) -> None:
+        position = self._positions.get(event.channel)
+        if position is None or event.id <= position:
+            return
+        self._positions[event.channel] = event.id
+        self._deliver(event)
+
+
+def _parse(raw_id: bytes) -> EventId:
+    ms, _, seq = raw_id.partition(b"-")
+    return int(ms), int(seq)
