@@ -131,3 +131,11 @@ def test_memory_ids_increase_even_when_the_clock_goes_back():
     broker = MemoryBroker(history_size=10, clock=lambda: next(times))
     first, second, third = (broker.publish("news", "x") for _ in range(3))
     assert first < second < third
+
+
+def test_memory_ids_order_events_across_channels_within_one_millisecond():
+    # Regression: per-channel sequences gave two channels the same id, so a
+    # multi-channel replay could not tell which was published first.
+    broker = MemoryBroker(history_size=10, clock=lambda: 100.0)
+    ids = [broker.publish(channel, "x") for channel in "abab"]
+    assert ids == sorted(ids) and len(set(ids)) == 4

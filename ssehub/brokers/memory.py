@@ -34,6 +34,8 @@ class MemoryBroker:
         self._history_size = history_size
         self._clock = clock
         self._boot: EventId = (int(clock() * 1000), 0)
+        # One sequence for all channels, so ids order events across channels too.
+        self._last: EventId = self._boot
         self._channels: dict[str, _Channel] = {}
         self._deliver: Callable[[Event], None] | None = None
         self._listened: set[str] = set()
@@ -44,7 +46,8 @@ class MemoryBroker:
 
     def publish(self, channel: str, data: str, type: str | None = None) -> EventId:
         state = self._channel(channel)
-        event = Event(channel, self._next_id(state.last), data, type)
+        self._last = self._next_id(self._last)
+        event = Event(channel, self._last, data, type)
         if len(state.history) == state.history.maxlen:
             state.floor = state.history[0].id
         state.history.append(event)

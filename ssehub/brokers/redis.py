@@ -13,6 +13,8 @@ from typing import Callable
 from urllib.parse import urlsplit
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from ..cursor import EventId, format_id, parse_id
 from ..event import Event
@@ -45,6 +47,9 @@ class RedisBroker:
             timeout=COMMAND_TIMEOUT_SECONDS,
             socket_timeout=COMMAND_TIMEOUT_SECONDS,
             socket_connect_timeout=COMMAND_TIMEOUT_SECONDS,
+            # One immediate retry for a pooled connection that died with a
+            # Redis restart; never after a timeout, which could publish twice.
+            retry=Retry(NoBackoff(), 1, supported_errors=(redis.ConnectionError,)),
         )
         self._client = redis.Redis(connection_pool=pool)
         with open(_LUA_PATH) as source:
@@ -54,7 +59,7 @@ class RedisBroker:
                 .replace("__MAX_EVENT_BYTES__", str(max_event_bytes))
                 .replace("__TRIM_SLACK__", str(max(1, history_size // 10)))
             )
-        self._listener = Listener(url, self, health_seconds)
+        self._listener = Listener(url, self, health_seconds, confirm_seconds=COMMAND_TIMEOUT_SECONDS)
 
     def start(self, deliver: Callable[[Event], None], resync: Callable[[str], None]) -> None:
         self._listener.start(deliver, resync)

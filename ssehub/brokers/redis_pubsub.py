@@ -8,12 +8,14 @@ loses nothing. Only its own greenlet touches the connection.
 
 from __future__ import annotations
 
+import heapq
 import logging
 import random
 import time
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Callable, Iterator
 
 import gevent
+import gevent.event
 import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
@@ -43,18 +45,24 @@ def backoff(attempt: int) -> float:
 
 
 class Listener:
-    def __init__(self, url: str, broker: "RedisBroker", health_seconds: float):
+    def __init__(self, url: str, broker: "RedisBroker", health_seconds: float, confirm_seconds: float):
         self._redis = redis.Redis.from_url(url, retry=Retry(NoBackoff(), 0), socket_connect_timeout=health_seconds)
         self._broker = broker
         self._health_seconds = health_seconds
+        self._confirm_seconds = confirm_seconds
         # Per listened channel: the newest id handed to the hub.
         self._positions: dict[str, EventId] = {}
         self._pending: list[tuple[str, str]] = []
+        self._confirmations: dict[str, gevent.event.Event] = {}
+        self._up = gevent.event.Event()
         self._deliver: Callable[[Event], None] | None = None
         self._resync: Callable[[str], None] | None = None
         self._greenlet: gevent.Greenlet | None = None
-        self.connected = False
         self.last_error = "not connected yet"
+
+    @property
+    def connected(self) -> bool:
+        return self._up.is_set()
 
     def start(self, deliver: Callable[[Event], None], resync: Callable[[str], None]) -> None:
         self._deliver, self._resync = deliver, resync
@@ -66,8 +74,15 @@ class Listener:
         self._redis.close()
 
     def add(self, channel: str, position: EventId) -> None:
+        """Subscribe and wait for Redis to confirm, so later reads of history meet live events."""
+        if not self._up.wait(self._confirm_seconds):
+            raise BrokerUnavailable(f"pub/sub reconnecting: {self.last_error}")
         self._positions[channel] = position
+        confirmed = self._confirmations.setdefault(channel, gevent.event.Event())
         self._pending.append(("ssubscribe", channel))
+        if not confirmed.wait(self._confirm_seconds):
+            self.remove(channel)
+            raise BrokerUnavailable(f"Redis did not confirm the subscription to {channel} in time")
 
     def remove(self, channel: str) -> None:
         self._positions.pop(channel, None)
@@ -93,7 +108,8 @@ class Listener:
         try:
             self._broker.load_functions()
             self._pending.clear()  # everything wanted is subscribed here
-            pubsub.ssubscribe(SENTINEL, *(stream_key(channel) for channel in self._positions))
+            # The sentinel goes last: its confirmation means all the rest are live.
+            pubsub.ssubscribe(*(stream_key(channel) for channel in self._positions), SENTINEL)
             ping_sent: float | None = None
             last_heard = time.monotonic()
             while True:
@@ -109,9 +125,9 @@ class Listener:
                     pubsub.ping()
                     ping_sent = now
         finally:
-            if self.connected:
+            if self._up.is_set():
                 logger.info("Redis pub/sub disconnected")
-            self.connected = False
+            self._up.clear()
             pubsub.close()
 
     def _send_pending(self, pubsub) -> None:
@@ -122,31 +138,43 @@ class Listener:
     def _handle(self, message: dict) -> None:
         kind, name = message["type"], message.get("channel")
         if kind == "ssubscribe" and name == SENTINEL.encode():
-            if not self.connected:
-                logger.info("Redis pub/sub connected; listening to %d channels", len(self._positions))
-            self.connected = True
-        elif kind == "ssubscribe":
-            self._fill(channel_of(name))
+            # Fill everything missed while disconnected, merged across channels by id.
+            histories = [self._history(channel) for channel in list(self._positions)]
+            for event in heapq.merge(*histories, key=lambda event: event.id):
+                self._hand_over(event)
+            for confirmed in self._confirmations.values():
+                confirmed.set()
+            self._confirmations.clear()
+            logger.info("Redis pub/sub connected; listening to %d channels", len(self._positions))
+            self._up.set()
+        elif kind == "ssubscribe" and self._up.is_set():
+            channel = channel_of(name)
+            for event in self._history(channel):
+                self._hand_over(event)
+            confirmed = self._confirmations.pop(channel, None)
+            if confirmed is not None:
+                confirmed.set()
         elif kind == "smessage" and name != SENTINEL.encode():
             raw_id, raw_type, data = message["data"].split(b"\n", 2)
             self._hand_over(
                 Event(channel_of(name), _parse(raw_id), data.decode("utf-8", "replace"), raw_type.decode() or None)
             )
 
-    def _fill(self, channel: str) -> None:
-        """Hand over what was published while this channel was not subscribed."""
-        while channel in self._positions:
-            replay = self._broker.replay(channel, self._positions[channel], FILL_PAGE)
+    def _history(self, channel: str) -> Iterator[Event]:
+        """What was published on `channel` after the position handed over last."""
+        position = self._positions.get(channel)
+        while position is not None:
+            replay = self._broker.replay(channel, position, FILL_PAGE)
             if not replay.exact:
                 # History moved past us during an outage: the subscribers'
                 # streams end and resume by id, and are told what they missed.
-                logger.warning("history of %s was trimmed during an outage; streams will resume", channel)
+                logger.warning("history of %s was trimmed during an outage; its streams will resume", channel)
                 self._positions[channel] = replay.start
                 self._resync(channel)
-            for event in replay.events:
-                self._hand_over(event)
+            yield from replay.events
             if len(replay.events) < FILL_PAGE:
                 return
+            position = replay.events[-1].id
 
     def _hand_over(self, event: Event) -> None:
         position = self._positions.get(event.channel)
