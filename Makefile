@@ -6,16 +6,23 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test bench clean
+.PHONY: run test bench clean system-packages
 
 run: $(VENV)/.runtime
 	$(PY) service.py
 
-test: $(VENV)/.dev
+test: $(VENV)/.dev system-packages
 	$(PY) -m pytest
 
 bench: $(VENV)/.dev
 	$(PY) bench/fanout.py
+
+# The tests start their own redis-server; install it where it is missing (as
+# root, from Debian's packages) and fail, never skip, where that cannot be done.
+system-packages:
+	@command -v redis-server >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null; } || \
+		{ echo "make test needs redis-server: sudo apt-get install redis-server"; exit 1; }
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis test-artifacts
