@@ -28,7 +28,7 @@ from .config import Config
 from .cursor import format_id
 from .hub import Hub
 from .publish import authorize, body_limit, read_messages
-from .stream import event_stream
+from .stream import MAX_HISTORY, StreamOptions, event_stream
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +37,13 @@ STREAM_HEADERS = {
     # Tells nginx (and PaaS routers built on it) not to buffer the stream.
     "X-Accel-Buffering": "no",
 }
+
+
+# The loader adds LONG_POLL_MARKER for the polyfill; older polyfills send the rest.
+LONG_POLL_MARKER = "ssehub_poll"
+LONG_POLL_MARKERS = (LONG_POLL_MARKER, "padding", "evs_preamble", "evs_buffer_size_limit")
+# At least 2 KB, which old IE buffers before showing anything; 2,056 as evs_preamble asks.
+PADDING_BYTES = 2056
 
 
 class SSEHubApp:
@@ -77,15 +84,13 @@ class SSEHubApp:
             or request.args.get("evs_last_event_id")
             or None
         )
-        body = event_stream(
-            self.hub,
-            self.broker,
-            channels,
-            last_event_id,
-            self.config.heartbeat_seconds,
-            self.config.retry_ms,
-        )
+        options = _stream_options(request, self.config)
+        body = event_stream(self.hub, self.broker, channels, last_event_id, options)
         headers = {**STREAM_HEADERS, **cors.cors_headers(request)}
+        if options.long_poll:
+            # Old IE caches XHR GETs; IE 8-9's XDomainRequest needs CORS even same-origin.
+            headers["Cache-Control"] = "no-store, no-cache"
+            headers.setdefault("Access-Control-Allow-Origin", "*")
         return Response(body, mimetype="text/event-stream", headers=headers, direct_passthrough=True)
 
     def on_publish(self, request: Request) -> Response:
@@ -168,6 +173,21 @@ def _requested_channels(request: Request) -> tuple[str, ...]:
     if len(channels) > MAX_CHANNELS_PER_STREAM:
         raise BadRequest(f"at most {MAX_CHANNELS_PER_STREAM} channels per stream")
     return channels
+
+
+def _stream_options(request: Request, config: Config) -> StreamOptions:
+    args = request.args
+    history = args.get("history", "0")
+    if not history.isdigit() or int(history) > MAX_HISTORY:
+        raise BadRequest(f"history must be a whole number from 0 to {MAX_HISTORY}")
+    padding = PADDING_BYTES if "padding" in args or "evs_preamble" in args else 0
+    return StreamOptions(
+        heartbeat_seconds=config.heartbeat_seconds,
+        retry_ms=config.retry_ms,
+        long_poll=any(name in args for name in LONG_POLL_MARKERS),
+        padding=padding,
+        history=int(history),
+    )
 
 
 def _json(body: object, status: int = 200) -> Response:

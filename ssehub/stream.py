@@ -3,14 +3,19 @@
 Gapless by construction (Mercure's liveQueue): the live subscription opens
 before history is read, and live events at or below the position reached are
 skipped, so nothing falls between replay and live and nothing comes twice.
+In long-poll mode (for the EventSource polyfill) the response ends after the
+first events it sends, or after a hold; the client's next id is the only state.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
+import itertools
 import json
 import logging
-from typing import Iterator
+import time
+from typing import Iterable, Iterator
 
 from . import wire
 from .brokers import Broker, BrokerUnavailable
@@ -21,7 +26,25 @@ from .hub import Hub
 logger = logging.getLogger(__name__)
 
 RESET_EVENT = "ssehub.reset"
+# For clients that ignore an id without data (the polyfill): where they stand.
+POSITION_EVENT = "ssehub.position"
 REPLAY_PAGE = 500
+LONG_POLL_RETRY_MS = 1000
+# Under the polyfill's 45 s no-activity watchdog, with room for slow networks.
+LONG_POLL_HOLD_SECONDS = 25.0
+MAX_HISTORY = 100
+
+
+@dataclasses.dataclass(frozen=True)
+class StreamOptions:
+    heartbeat_seconds: float
+    retry_ms: int
+    # End the response after the first events sent, or after the hold.
+    long_poll: bool = False
+    # Bytes of padding comment to send first (0: none).
+    padding: int = 0
+    # With no id to resume from: send the last this-many events per channel first.
+    history: int = 0
 
 
 class _HistoryMoved(Exception):
@@ -33,11 +56,11 @@ def event_stream(
     broker: Broker,
     channels: tuple[str, ...],
     last_event_id: str | None,
-    heartbeat_seconds: float,
-    retry_ms: int,
+    options: StreamOptions,
 ) -> Iterator[bytes]:
     """Yield the SSE bytes of one subscriber until it leaves or must reconnect."""
-    yield wire.retry(retry_ms) + wire.comment("ssehub")
+    retry_ms = LONG_POLL_RETRY_MS if options.long_poll else options.retry_ms
+    yield (wire.padding(options.padding) if options.padding else b"") + wire.retry(retry_ms) + wire.comment("ssehub")
     try:
         subscription = hub.subscribe(channels)
     except BrokerUnavailable as error:
@@ -45,9 +68,17 @@ def event_stream(
         return
     try:
         positions: dict[str, EventId] = {}
-        yield from _resume(broker, channels, parse_cursor(last_event_id, channels), positions)
+        sent = yield from _resume(broker, channels, parse_cursor(last_event_id, channels), positions, options)
+        if options.long_poll and sent:
+            return
+        hold_until = time.monotonic() + LONG_POLL_HOLD_SECONDS
         while True:
-            events = subscription.wait(heartbeat_seconds)
+            timeout = options.heartbeat_seconds
+            if options.long_poll:
+                timeout = min(timeout, hold_until - time.monotonic())
+                if timeout <= 0:
+                    return
+            events = subscription.wait(timeout)
             if subscription.evicted:
                 yield wire.comment("too slow to keep up; resume from your last id")
                 return
@@ -59,6 +90,8 @@ def event_stream(
             chunk = b"".join(_frames(events, positions))
             if chunk:
                 yield chunk
+                if options.long_poll:
+                    return
     except (BrokerUnavailable, _HistoryMoved) as error:
         yield wire.comment(f"interrupted, reconnect: {error}")
     finally:
@@ -71,24 +104,58 @@ def _resume(
     channels: tuple[str, ...],
     requested: dict[str, EventId | None] | None,
     positions: dict[str, EventId],
+    options: StreamOptions,
 ) -> Iterator[bytes]:
-    """Fill `positions`, telling the client where it stands and replaying what it missed."""
+    """Fill `positions`, tell the client where it stands, replay what it missed.
+
+    Returns the number of events sent (resets and replayed events).
+    """
     if requested is None:
-        # No id: start from now, and send the current cursor at once so the
-        # client's first reconnect loses nothing.
-        positions.update((channel, broker.head(channel)) for channel in channels)
-        yield wire.id_only(format_cursor(positions, channels[0]))
-        return
+        return (yield from _start_fresh(broker, channels, positions, options))
     first_pages = {channel: broker.replay(channel, requested[channel], REPLAY_PAGE) for channel in channels}
     positions.update((channel, page.start) for channel, page in first_pages.items())
+    sent = 0
     for channel, page in first_pages.items():
         if not page.exact:
-            yield wire.encode_event(
-                json.dumps({"channel": channel}), RESET_EVENT, format_cursor(positions, channel)
-            )
+            yield wire.encode_event(json.dumps({"channel": channel}), RESET_EVENT, format_cursor(positions, channel))
+            sent += 1
     histories = [_paged(broker, channel, page.events) for channel, page in first_pages.items()]
-    for events in _batches(heapq.merge(*histories, key=lambda event: event.id)):
+    merged = heapq.merge(*histories, key=lambda event: event.id)
+    if options.long_poll:
+        merged = itertools.islice(merged, REPLAY_PAGE)
+    for events in _batches(merged):
         yield b"".join(_frames(events, positions))
+        sent += len(events)
+    return sent
+
+
+def _start_fresh(
+    broker: Broker, channels: tuple[str, ...], positions: dict[str, EventId], options: StreamOptions
+) -> Iterator[bytes]:
+    """No id: start from now (after the last `history` events), and say where
+    that is at once, so the client's first reconnect loses nothing."""
+    heads = {channel: broker.head(channel) for channel in channels}
+    positions.update(heads)
+    recent = []
+    if options.history:
+        # Read after the heads: anything published in between is among them.
+        recent = [broker.recent(channel, options.history) for channel in channels]
+        for events in recent:
+            if events:
+                positions[events[0].channel] = _before(events[0].id)
+    merged = list(heapq.merge(*recent, key=lambda event: event.id))
+    if merged:
+        yield b"".join(_frames(merged, positions))
+        return len(merged)
+    cursor = format_cursor(positions, channels[0])
+    yield wire.encode_event("", POSITION_EVENT, cursor) if options.long_poll else wire.id_only(cursor)
+    return 0
+
+
+def _before(event_id: EventId) -> EventId:
+    """A position just before `event_id`, so that event itself is sent."""
+    ms, seq = event_id
+    return (ms, seq - 1) if seq else (ms - 1, 2**64 - 1)
 
 
 def _paged(broker: Broker, channel: str, first: list[Event]) -> Iterator[Event]:
@@ -103,7 +170,7 @@ def _paged(broker: Broker, channel: str, first: list[Event]) -> Iterator[Event]:
         page = nxt.events
 
 
-def _batches(events: Iterator[Event], size: int = 100) -> Iterator[list[Event]]:
+def _batches(events: Iterable[Event], size: int = 100) -> Iterator[list[Event]]:
     batch: list[Event] = []
     for event in events:
         batch.append(event)

@@ -65,4 +65,10 @@ def comment(text: str = "") -> bytes:
     return b"".join(b": " + line.encode() + b"\n" for line in _LINE_BREAK.split(text)) + b"\n"
 
 
+def padding(size: int) -> bytes:
+    """A comment of exactly `size` bytes (at least 3): old IE and proxies
+    buffer the first 2 KB of a response before showing any of it."""
+    return b":" + b" " * (size - 3) + b"\n\n"
+
+
 HEARTBEAT = b":\n\n"

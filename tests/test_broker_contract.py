@@ -139,3 +139,12 @@ def test_memory_ids_order_events_across_channels_within_one_millisecond():
     broker = MemoryBroker(history_size=10, clock=lambda: 100.0)
     ids = [broker.publish(channel, "x") for channel in "abab"]
     assert ids == sorted(ids) and len(set(ids)) == 4
+
+
+def test_recent_returns_the_newest_events_oldest_first(make_broker):
+    broker = make_broker()
+    assert broker.recent("news", 3) == []
+    ids = [broker.publish("news", str(n), "t" if n == 4 else None) for n in range(5)]
+    recent = broker.recent("news", 3)
+    assert [(e.data, e.type, e.id) for e in recent] == [("2", None, ids[2]), ("3", None, ids[3]), ("4", "t", ids[4])]
+    assert len(broker.recent("news", 50)) == 5

@@ -10,7 +10,7 @@ from ssehub import event as event_module
 from ssehub.brokers.memory import MemoryBroker
 from ssehub.cursor import format_id
 from ssehub.hub import Hub
-from ssehub.stream import event_stream
+from ssehub.stream import StreamOptions, event_stream
 from tests.conftest import wait_for
 from tests.sse import Parser, StreamReader
 
@@ -91,7 +91,7 @@ def test_events_published_while_history_is_read_come_once_and_in_order():
     hub = Hub(broker, queue_size=100)
     start = format_id(broker.head("news"))
     broker.publish("news", "before")
-    stream = event_stream(hub, broker, ("news",), start, heartbeat_seconds=0.01, retry_ms=100)
+    stream = event_stream(hub, broker, ("news",), start, StreamOptions(heartbeat_seconds=0.01, retry_ms=100))
     parser, messages = Parser(), []
     while len(messages) < 3:
         messages += parser.feed(next(stream))

@@ -55,6 +55,9 @@ class Broker(Protocol):
     def replay(self, channel: str, after: EventId | None, limit: int) -> Replay:
         """Up to `limit` events after `after` (None: from the floor), oldest first."""
 
+    def recent(self, channel: str, count: int) -> list[Event]:
+        """The newest `count` retained events, oldest first."""
+
     def check(self) -> None:
         """Raise BrokerUnavailable, saying why, unless the broker is reachable."""
 

@@ -79,6 +79,10 @@ class MemoryBroker:
             events.reverse()
         return Replay(events[:limit], exact, start)
 
+    def recent(self, channel: str, count: int) -> list[Event]:
+        state = self._channels.get(channel)
+        return list(state.history)[-count:] if state and count > 0 else []
+
     def check(self) -> None:
         """Always reachable: it lives in this process."""
 

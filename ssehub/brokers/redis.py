@@ -83,6 +83,13 @@ class RedisBroker:
         events = [event_from_entry(channel, entry_id, fields) for entry_id, fields in entries]
         return Replay(events, bool(exact), _id(start))
 
+    def recent(self, channel: str, count: int) -> list[Event]:
+        try:
+            entries = self._client.xrevrange(stream_key(channel), count=count)
+        except redis.RedisError as error:
+            raise BrokerUnavailable(_reason(error)) from None
+        return [event_from_entry(channel, entry_id, _flat(fields)) for entry_id, fields in reversed(entries)]
+
     def check(self) -> None:
         try:
             self._client.ping()
@@ -111,6 +118,10 @@ class RedisBroker:
                 return self._client.fcall(function, 1, key, *args)
         except redis.RedisError as error:
             raise BrokerUnavailable(_reason(error)) from None
+
+
+def _flat(fields: dict[bytes, bytes]) -> list[bytes]:
+    return [item for pair in fields.items() for item in pair]
 
 
 def _id(raw: bytes | str) -> EventId:
