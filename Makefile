@@ -11,21 +11,35 @@ PY := $(VENV)/bin/python
 run: $(VENV)/.runtime
 	$(PY) service.py
 
-test: $(VENV)/.dev system-packages
+test: system-packages $(VENV)/.dev node_modules/.installed
 	$(PY) -m pytest
 
 bench: $(VENV)/.dev
 	$(PY) bench/fanout.py
 
-# The tests start their own redis-server; install it where it is missing (as
-# root, from Debian's packages) and fail, never skip, where that cannot be done.
+# What the tests need from the system: redis-server (they start their own),
+# Chromium and its driver (browser tests), Node.js (the ES3 syntax check).
+# Installed where missing (as root, from Debian's packages); without them the
+# tests fail, never skip.
+# command:Debian package
+SYSTEM_NEEDS := redis-server:redis-server chromium:chromium chromedriver:chromium-driver node:nodejs npm:npm
+
 system-packages:
-	@command -v redis-server >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null; } || \
-		{ echo "make test needs redis-server: sudo apt-get install redis-server"; exit 1; }
+	@missing=""; for need in $(SYSTEM_NEEDS); do \
+		command -v $${need%%:*} >/dev/null || missing="$$missing $${need#*:}"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		{ [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && apt-get update -qq && \
+		  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; } || \
+		{ echo "make test needs:$$missing (sudo apt-get install$$missing)"; exit 1; }; \
+	fi
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --silent --no-audit --no-fund
+	touch $@
 
 clean:
-	rm -rf $(VENV) .pytest_cache .hypothesis test-artifacts
+	rm -rf $(VENV) node_modules .pytest_cache .hypothesis test-artifacts
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import secrets
 
 import gevent.monkey
 from werkzeug.exceptions import (
@@ -17,17 +18,21 @@ from werkzeug.exceptions import (
     InternalServerError,
     MethodNotAllowed,
     NotFound,
+    TooManyRequests,
+    Unauthorized,
 )
 from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
-from . import cors
+from . import chat, cors, static
 from .brokers import Broker, BrokerUnavailable, create_broker
 from .channels import MAX_CHANNELS_PER_STREAM, check_channel
 from .config import Config
 from .cursor import format_id
 from .hub import Hub
 from .publish import authorize, body_limit, read_messages
+from .ratelimit import RateLimiter
+from .signing import sign
 from .stream import MAX_HISTORY, StreamOptions, event_stream
 
 logger = logging.getLogger(__name__)
@@ -51,9 +56,15 @@ class SSEHubApp:
         self.config = config
         self.broker = broker
         self.hub = Hub(broker, config.client_queue)
+        self.secret_key = (config.secret_key or secrets.token_hex(32)).encode()
+        self.chat_limiter = RateLimiter(chat.RATE_PER_SECOND, chat.RATE_BURST)
         self.url_map = Map(
             [
                 Rule("/", endpoint="index", methods=["GET"]),
+                Rule("/<any(loader.js, chat.js, chat.css):name>", endpoint="frontend", methods=["GET"]),
+                Rule("/polyfills/<path:path>", endpoint="polyfill", methods=["GET"]),
+                Rule("/chat/name", endpoint="chat_name", methods=["GET", "POST"]),
+                Rule("/chat/messages", endpoint="chat_message", methods=["POST"]),
                 Rule("/events", endpoint="events", methods=["GET", "OPTIONS"]),
                 Rule("/publish", endpoint="publish", methods=["POST"]),
                 Rule("/healthz", endpoint="healthz", methods=["GET"]),
@@ -62,13 +73,48 @@ class SSEHubApp:
         )
 
     def on_index(self, request: Request) -> Response:
-        return Response(
-            "ssehub is running.\n\n"
-            "Watch:   curl -N 'http://HOST/events?channel=news'\n"
-            "Publish: curl -X POST http://HOST/publish -H 'Content-Type: application/json' "
-            "-d '{\"channel\": \"news\", \"data\": \"hello\"}'\n",
-            mimetype="text/plain",
+        return static.serve(request, static.FRONTEND, "index.html", max_age=0)
+
+    def on_frontend(self, request: Request, name: str) -> Response:
+        return static.serve(request, static.FRONTEND, name, max_age=300)
+
+    def on_polyfill(self, request: Request, path: str) -> Response:
+        # The path names the pinned version, so it never changes.
+        response = static.serve(request, static.POLYFILLS, path, max_age=365 * 24 * 3600)
+        response.cache_control.immutable = True
+        return response
+
+    def on_chat_name(self, request: Request) -> Response:
+        if request.method == "GET":
+            return _json({"name": chat.name_from_cookie(request, self.secret_key)})
+        _check_same_origin(request)
+        name = chat.check_name(chat.fields(request).get("name"))
+        response = _json({"name": name})
+        response.set_cookie(
+            chat.COOKIE, sign(name, self.secret_key), max_age=chat.COOKIE_MAX_AGE,
+            httponly=True, samesite="Lax", secure=request.scheme == "https",
         )
+        return response
+
+    def on_chat_message(self, request: Request) -> Response:
+        _check_same_origin(request)
+        author = chat.name_from_cookie(request, self.secret_key)
+        if author is None:
+            raise Unauthorized("pick a name before posting")
+        posted = chat.fields(request)
+        channel = posted.get("channel", self.config.chat_channels[0] if self.config.chat_channels else None)
+        if channel not in self.config.chat_channels:
+            raise Forbidden(f"chat is not open on {str(channel)[:60]!r}; CHAT_CHANNELS lists where it is")
+        text = chat.check_text(posted.get("text"))
+        client = request.remote_addr or "unknown"
+        if not self.chat_limiter.allow(client):
+            wait = self.chat_limiter.retry_after(client)
+            raise TooManyRequests(f"slow down: wait {wait} s before posting again", retry_after=wait)
+        try:
+            event_id = self.broker.publish(channel, chat.message_data(author, text), chat.CHAT_EVENT)
+        except BrokerUnavailable as error:
+            return _json({"error": f"chat is unavailable right now: {error}"}, 503)
+        return _json({"id": format_id(event_id), "channel": channel}, 201)
 
     def on_events(self, request: Request) -> Response:
         if not cors.origin_allowed(request, self.config.allowed_origins):
@@ -173,6 +219,13 @@ def _requested_channels(request: Request) -> tuple[str, ...]:
     if len(channels) > MAX_CHANNELS_PER_STREAM:
         raise BadRequest(f"at most {MAX_CHANNELS_PER_STREAM} channels per stream")
     return channels
+
+
+def _check_same_origin(request: Request) -> None:
+    """Refuse cross-site posts that carry the chat cookie (CSRF)."""
+    origin = request.headers.get("Origin")
+    if origin is not None and not cors.is_same_origin(request, origin):
+        raise Forbidden("chat posts must come from the hub's own page")
 
 
 def _stream_options(request: Request, config: Config) -> StreamOptions:

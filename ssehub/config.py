@@ -11,6 +11,8 @@ import dataclasses
 from typing import Mapping
 from urllib.parse import urlsplit
 
+from .channels import check_channel
+
 
 class ConfigError(ValueError):
     """A setting has a value ssehub cannot use; the message names it."""
@@ -27,6 +29,11 @@ class Config:
     redis_url: str | None = None
     # Bearer token for POST /publish. Unset: only loopback clients may publish.
     publish_token: str | None = None
+    # Signs the chat name cookie. Unset: a random key per process (names are
+    # forgotten on restart, and differ between processes; set it when scaling out).
+    secret_key: str | None = None
+    # Channels that accept chat posts from browsers. Default: chat. Empty: no chat.
+    chat_channels: tuple[str, ...] = ("chat",)
     # Origins allowed to read /events cross-origin; "*" allows any.
     # Default: none (same-origin only).
     allowed_origins: tuple[str, ...] = ()
@@ -51,6 +58,8 @@ class Config:
             host=env.get("HOST", cls.host).strip() or cls.host,
             redis_url=_redis_url(env),
             publish_token=env.get("PUBLISH_TOKEN") or None,
+            secret_key=_secret_key(env),
+            chat_channels=_chat_channels(env),
             allowed_origins=_origins(env),
             history_size=_int(env, "HISTORY_SIZE", cls.history_size, low=1, high=10_000_000),
             heartbeat_seconds=_float(env, "HEARTBEAT_SECONDS", cls.heartbeat_seconds),
@@ -98,6 +107,25 @@ def _redis_url(env: Mapping[str, str]) -> str | None:
     except ValueError:
         raise ConfigError("REDIS_URL has a port that is not a number from 0 to 65535") from None
     return raw
+
+
+def _secret_key(env: Mapping[str, str]) -> str | None:
+    raw = env.get("SECRET_KEY")
+    if raw and len(raw) < 16:
+        raise ConfigError("SECRET_KEY is too short; use at least 16 random characters")
+    return raw or None
+
+
+def _chat_channels(env: Mapping[str, str]) -> tuple[str, ...]:
+    if "CHAT_CHANNELS" not in env:
+        return Config.chat_channels
+    names = tuple(name.strip() for name in env["CHAT_CHANNELS"].split(",") if name.strip())
+    for name in names:
+        try:
+            check_channel(name)
+        except ValueError as error:
+            raise ConfigError(f"CHAT_CHANNELS: {error}") from None
+    return names
 
 
 def _origins(env: Mapping[str, str]) -> tuple[str, ...]:

@@ -66,6 +66,8 @@ def serve(app: SSEHubApp) -> int:
     logger.info("broker: %s", app.broker.description)
     if config.publish_token is None:
         logger.warning("PUBLISH_TOKEN is unset: only clients on this machine (loopback) may publish")
+    if config.secret_key is None and config.chat_channels:
+        logger.warning("SECRET_KEY is unset: chat names last until this process restarts; set it when scaling out")
 
     def stop(signum: int) -> None:
         logger.info("%s: closing streams and stopping", signal.Signals(signum).name)

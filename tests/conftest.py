@@ -63,12 +63,13 @@ def testapp(make_app):
 class LiveServer:
     """The app served by pywsgi on 127.0.0.1 and a free port, as in production."""
 
-    def __init__(self, app):
+    def __init__(self, app, wrapper=None):
         self.app = app
         self.handlers = gevent.pool.Pool()
-        self.server = WSGIServer(("127.0.0.1", 0), app, spawn=self.handlers, log=None)
+        self.server = WSGIServer(("127.0.0.1", 0), wrapper(app) if wrapper else app, spawn=self.handlers, log=None)
         self.server.start()
         self.port = self.server.server_port
+        self.url = f"http://127.0.0.1:{self.port}"
         self.readers: list[StreamReader] = []
 
     def stream(self, query: str, headers: dict[str, str] | None = None, path: str = "/events") -> StreamReader:
@@ -104,8 +105,8 @@ def live(make_app):
     """Start a live server; call it with settings (and optionally a broker) first."""
     servers = []
 
-    def start(broker=None, **settings):
-        server = LiveServer(make_app(broker, **settings))
+    def start(broker=None, wrapper=None, **settings):
+        server = LiveServer(make_app(broker, **settings), wrapper)
         servers.append(server)
         return server
 

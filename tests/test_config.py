@@ -16,6 +16,8 @@ def test_every_setting_is_read():
             "HOST": "127.0.0.1",
             "REDIS_URL": "rediss://:pw@cache.example:6380/2",
             "PUBLISH_TOKEN": "t",
+            "SECRET_KEY": "0123456789abcdef0123",
+            "CHAT_CHANNELS": "chat, lobby",
             "ALLOWED_ORIGINS": "https://a.example, https://b.example/",
             "HISTORY_SIZE": "50",
             "HEARTBEAT_SECONDS": "2.5",
@@ -29,6 +31,8 @@ def test_every_setting_is_read():
         host="127.0.0.1",
         redis_url="rediss://:pw@cache.example:6380/2",
         publish_token="t",
+        secret_key="0123456789abcdef0123",
+        chat_channels=("chat", "lobby"),
         allowed_origins=("https://a.example", "https://b.example"),
         history_size=50,
         heartbeat_seconds=2.5,
@@ -47,8 +51,14 @@ def test_every_setting_is_read():
         ({"REDIS_URL": "redis://host:notaport"}, "REDIS_URL"),
         ({"ALLOWED_ORIGINS": "https://a.example/path"}, "ALLOWED_ORIGINS"),
         ({"MAX_EVENT_BYTES": "-5"}, "MAX_EVENT_BYTES"),
+        ({"SECRET_KEY": "short"}, "SECRET_KEY"),
+        ({"CHAT_CHANNELS": "ok, not ok"}, "CHAT_CHANNELS"),
     ],
 )
 def test_a_bad_value_names_the_variable(env, name):
     with pytest.raises(ConfigError, match=f"^{name}"):
         Config.from_env(env)
+
+
+def test_chat_can_be_turned_off():
+    assert Config.from_env({"CHAT_CHANNELS": ""}).chat_channels == ()

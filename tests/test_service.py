@@ -71,6 +71,7 @@ def test_service_logs_its_address_broker_and_the_token_warning(service):
     assert f"listening on http://127.0.0.1:{running.port}" in log
     assert "broker: embedded in-memory" in log
     assert "PUBLISH_TOKEN is unset" in log
+    assert "SECRET_KEY is unset" in log
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])

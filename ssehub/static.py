@@ -1,0 +1,29 @@
+"""Static files: the demo, the loader and the vendored polyfill, never outside their folders."""
+
+from __future__ import annotations
+
+import os
+
+from werkzeug.utils import send_from_directory
+from werkzeug.wrappers import Request, Response
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+FRONTEND = os.path.join(ROOT, "frontend")
+POLYFILLS = os.path.join(ROOT, "polyfills")
+
+# Pages say which scripts may run: only ours, never inline (defence in depth
+# behind rendering every message as text).
+PAGE_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
+)
+
+
+def serve(request: Request, directory: str, path: str, max_age: int) -> Response:
+    """The file at `path` under `directory` (werkzeug's safe_join refuses `..`), or 404."""
+    response = send_from_directory(directory, path, request.environ, max_age=max_age)
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    if response.mimetype == "text/html":
+        response.headers["Content-Security-Policy"] = PAGE_POLICY
+        response.cache_control.no_cache = True
+    return response

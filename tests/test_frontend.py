@@ -1,0 +1,180 @@
+"""The browser side served by the hub: static files, the vendored polyfill, the chat endpoints."""
+
+import hashlib
+import json
+import os
+import subprocess
+
+import pytest
+import webtest
+
+from ssehub import chat
+from ssehub.signing import sign, unsign
+from tests.conftest import TEST_CONFIG
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+POLYFILL = "polyfills/event-source-polyfill/1.0.31/eventsource.js"
+POLYFILL_SHA256 = "bcd881c256856288249248287166b5c72097b17fc674ffac6d91e1293df8e4e6"
+
+
+def test_the_vendored_polyfill_is_exactly_event_source_polyfill_1_0_31():
+    with open(os.path.join(ROOT, POLYFILL), "rb") as source:
+        assert hashlib.sha256(source.read()).hexdigest() == POLYFILL_SHA256
+    assert os.path.exists(os.path.join(ROOT, os.path.dirname(POLYFILL), "LICENSE"))
+
+
+@pytest.mark.parametrize("script", ["frontend/loader.js", "frontend/chat.js", POLYFILL])
+def test_scripts_parse_as_ecmascript_3_like_ie8(script):
+    check = (
+        "const acorn = require('acorn');"
+        "acorn.parse(require('fs').readFileSync(process.argv[1], 'utf8'), {ecmaVersion: 3, allowReserved: 'never'});"
+    )
+    result = subprocess.run(["node", "-e", check, script], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+
+
+def test_the_parse_check_catches_what_ie8_cannot_parse(tmp_path):
+    bad = tmp_path / "bad.js"
+    bad.write_text("var o = {a: 1,}; o.default = 2;")
+    check = "require('acorn').parse(require('fs').readFileSync(process.argv[1], 'utf8'), {ecmaVersion: 3, allowReserved: 'never'});"
+    result = subprocess.run(["node", "-e", check, str(bad)], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert result.returncode != 0
+
+
+def test_the_loader_stays_small():
+    assert os.path.getsize(os.path.join(ROOT, "frontend/loader.js")) < 5000
+
+
+@pytest.mark.parametrize(
+    "path, content_type",
+    [
+        ("/", "text/html; charset=utf-8"),
+        ("/loader.js", "text/javascript; charset=utf-8"),
+        ("/chat.js", "text/javascript; charset=utf-8"),
+        ("/chat.css", "text/css; charset=utf-8"),
+        (f"/{POLYFILL}", "text/javascript; charset=utf-8"),
+    ],
+)
+def test_static_files_are_served_with_their_types(testapp, path, content_type):
+    reply = testapp.get(path)
+    assert reply.headers["Content-Type"] == content_type
+    assert reply.headers["X-Content-Type-Options"] == "nosniff"
+
+
+def test_caching_headers_fit_each_file(testapp):
+    assert "no-cache" in testapp.get("/").headers["Cache-Control"]
+    assert "max-age=300" in testapp.get("/loader.js").headers["Cache-Control"]
+    polyfill = testapp.get(f"/{POLYFILL}").headers["Cache-Control"]
+    assert "immutable" in polyfill and "max-age=31536000" in polyfill
+
+
+def test_the_demo_page_forbids_inline_scripts(testapp):
+    policy = testapp.get("/").headers["Content-Security-Policy"]
+    assert "script-src 'self'" in policy and "unsafe-inline" not in policy
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/polyfills/../ssehub/config.py",
+        "/polyfills/%2e%2e/ssehub/config.py",
+        "/polyfills/..%2fservice.py",
+        "/polyfills//etc/passwd",
+        "/polyfills/event-source-polyfill/../../README.md",
+        "/index.html",
+        "/app.py",
+    ],
+)
+def test_nothing_outside_the_static_folders_is_served(testapp, path):
+    reply = testapp.get(path, status=404, expect_errors=True)
+    assert reply.json["error"]
+
+
+def test_signed_values_round_trip_and_tampering_is_refused():
+    token = sign("Ada", b"k" * 32)
+    assert unsign(token, b"k" * 32) == "Ada"
+    assert unsign(token, b"x" * 32) is None
+    assert unsign("QWxpY2U." + token.split(".")[1], b"k" * 32) is None
+    assert unsign("garbage", b"k" * 32) is None
+
+
+@pytest.fixture
+def chat_client(make_app):
+    return webtest.TestApp(make_app(secret_key="s" * 32), extra_environ={"REMOTE_ADDR": "192.0.2.10"})
+
+
+def join(client, name="Ada"):
+    return client.post_json("/chat/name", {"name": name})
+
+
+def test_a_name_is_kept_in_a_signed_http_only_cookie(chat_client):
+    reply = join(chat_client, "  Ada   Lovelace ")
+    assert reply.json == {"name": "Ada Lovelace"}
+    cookie = reply.headers["Set-Cookie"]
+    assert "HttpOnly" in cookie and "SameSite=Lax" in cookie
+    assert chat_client.get("/chat/name").json == {"name": "Ada Lovelace"}
+
+
+def test_a_chat_post_is_published_with_the_cookie_name_never_a_posted_author(chat_client):
+    join(chat_client)
+    reply = chat_client.post_json("/chat/messages", {"text": "hi <b>all</b>", "author": "Mallory"}, status=201)
+    [event] = chat_client.app.broker.replay("chat", None, 10).events
+    assert event.type == "chat" and reply.json["channel"] == "chat"
+    data = json.loads(event.data)
+    assert (data["author"], data["text"]) == ("Ada", "hi <b>all</b>")
+
+
+def test_a_forged_cookie_is_not_a_name(chat_client):
+    chat_client.set_cookie(chat.COOKIE, sign("Admin", b"other key, not ours!!"))
+    assert chat_client.get("/chat/name").json == {"name": None}
+    reply = chat_client.post_json("/chat/messages", {"text": "hi"}, status=401)
+    assert reply.json["error"] == "pick a name before posting"
+
+
+@pytest.mark.parametrize(
+    "name, message",
+    [("", "a name is 1-32 characters"), ("x" * 33, "a name is 1-32 characters"), ("a\x07b", "control characters"), (5, "1-32")],
+)
+def test_bad_names_are_refused(chat_client, name, message):
+    assert message in chat_client.post_json("/chat/name", {"name": name}, status=400).json["error"]
+
+
+@pytest.mark.parametrize(
+    "text, status, message",
+    [
+        ("   ", 400, "write a message first"),
+        ("x" * 501, 413, "a message is at most 500 characters; this one has 501"),
+        ("bell\x07", 400, "a message cannot contain control characters"),
+    ],
+)
+def test_bad_messages_are_refused_with_a_clear_reason(chat_client, text, status, message):
+    join(chat_client)
+    assert chat_client.post_json("/chat/messages", {"text": text}, status=status).json["error"] == message
+
+
+def test_chat_goes_only_to_chat_channels(chat_client):
+    join(chat_client)
+    reply = chat_client.post_json("/chat/messages", {"text": "x", "channel": "news"}, status=403)
+    assert "CHAT_CHANNELS" in reply.json["error"]
+
+
+def test_a_burst_of_posts_is_rate_limited_per_client(chat_client):
+    join(chat_client)
+    statuses = [chat_client.post_json("/chat/messages", {"text": f"m{n}"}, expect_errors=True) for n in range(8)]
+    assert [r.status_int for r in statuses[: chat.RATE_BURST]] == [201] * chat.RATE_BURST
+    refused = statuses[-1]
+    assert refused.status_int == 429 and refused.json["error"].startswith("slow down: wait")
+    assert int(refused.headers["Retry-After"]) >= 1
+
+
+def test_cross_site_chat_posts_are_refused(chat_client):
+    join(chat_client)
+    reply = chat_client.post_json("/chat/messages", {"text": "x"}, headers={"Origin": "https://evil.example"}, status=403)
+    assert "hub's own page" in reply.json["error"]
+
+
+def test_without_a_secret_key_names_still_work_within_the_process(make_app):
+    assert TEST_CONFIG.secret_key is None
+    client = webtest.TestApp(make_app())
+    join(client)
+    assert client.get("/chat/name").json == {"name": "Ada"}
