@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import secrets
 
 import gevent.monkey
@@ -44,9 +45,8 @@ STREAM_HEADERS = {
 }
 
 
-# The loader adds LONG_POLL_MARKER for the polyfill; older polyfills send the rest.
-LONG_POLL_MARKER = "ssehub_poll"
-LONG_POLL_MARKERS = (LONG_POLL_MARKER, "padding", "evs_preamble", "evs_buffer_size_limit")
+# The loader adds ssehub_poll for the polyfill; older polyfills send the others.
+LONG_POLL_MARKERS = ("ssehub_poll", "padding", "evs_preamble", "evs_buffer_size_limit")
 # At least 2 KB, which old IE buffers before showing anything; 2,056 as evs_preamble asks.
 PADDING_BYTES = 2056
 
@@ -174,6 +174,10 @@ class SSEHubApp:
             return _error(MethodNotAllowed(error.valid_methods, f"use {allowed} on {request.path}"))
         except NotFound:
             return _error(NotFound(f"no such endpoint: {request.path}"))
+        except UnicodeDecodeError:
+            # Werkzeug decodes the query string on first use; raw non-UTF-8 bytes fail there.
+            logger.info("%s %s from %s: URL is not UTF-8", request.method, request.path, request.remote_addr)
+            return _error(BadRequest("the URL is not valid UTF-8; percent-encode it"))
         except HTTPException as error:
             if error.code and error.code < 500:
                 logger.info("%s %s from %s: %s", request.method, request.path, request.remote_addr, error.description)
@@ -191,7 +195,7 @@ class SSEHubApp:
         return self.wsgi_app(environ, start_response)
 
     def shutdown(self) -> None:
-        """End every open stream (browsers reconnect) and release the broker."""
+        """End every open stream; browsers reconnect, to another process if there is one."""
         self.hub.shutdown()
 
     def close(self) -> None:
@@ -231,7 +235,7 @@ def _check_same_origin(request: Request) -> None:
 def _stream_options(request: Request, config: Config) -> StreamOptions:
     args = request.args
     history = args.get("history", "0")
-    if not history.isdigit() or int(history) > MAX_HISTORY:
+    if not re.fullmatch(r"[0-9]{1,4}", history) or int(history) > MAX_HISTORY:
         raise BadRequest(f"history must be a whole number from 0 to {MAX_HISTORY}")
     padding = PADDING_BYTES if "padding" in args or "evs_preamble" in args else 0
     return StreamOptions(

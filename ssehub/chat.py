@@ -21,6 +21,7 @@ COOKIE_MAX_AGE = 30 * 24 * 3600
 MAX_NAME_CHARS = 32
 MAX_TEXT_CHARS = 500
 CHAT_EVENT = "chat"
+MAX_BODY_BYTES = 16 * 1024
 # A burst of 5, then one message every 2 seconds.
 RATE_PER_SECOND = 0.5
 RATE_BURST = 5
@@ -28,6 +29,7 @@ RATE_BURST = 5
 
 def fields(request: Request) -> dict[str, object]:
     """The posted fields, from JSON or a form."""
+    request.max_content_length = MAX_BODY_BYTES
     if request.mimetype == "application/json":
         try:
             body = json.loads(request.get_data(cache=False))

@@ -1,6 +1,7 @@
 """GET /events read live from a gevent server, as a browser's EventSource would."""
 
 import json
+import socket
 
 from ssehub.cursor import parse_cursor
 
@@ -138,3 +139,15 @@ def test_cross_origin_streams_from_allowed_origins_carry_cors_headers(live):
     server = live(allowed_origins=("https://ok.example",))
     reader = server.stream("channel=news", {"Origin": "https://ok.example"})
     assert reader.headers["Access-Control-Allow-Origin"] == "https://ok.example"
+
+
+def test_raw_non_utf8_bytes_in_the_url_are_400_not_500(live):
+    # Regression: Werkzeug raised UnicodeDecodeError reading request.args.
+    server = live()
+    with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
+        sock.sendall(b"GET /events?channel=a&history=\xb2 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        reply = b""
+        while chunk := sock.recv(4096):
+            reply += chunk
+    assert reply.startswith(b"HTTP/1.1 400")
+    assert b'{"error": "the URL is not valid UTF-8; percent-encode it"}' in reply

@@ -178,3 +178,9 @@ def test_without_a_secret_key_names_still_work_within_the_process(make_app):
     client = webtest.TestApp(make_app())
     join(client)
     assert client.get("/chat/name").json == {"name": "Ada"}
+
+
+def test_an_oversized_chat_body_is_413_json(chat_client):
+    join(chat_client)
+    reply = chat_client.post("/chat/messages", b"x" * 20_000, content_type="application/json", status=413)
+    assert reply.json["error"]

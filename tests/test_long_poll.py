@@ -103,7 +103,7 @@ def test_history_over_several_channels_is_merged_in_order(live):
     assert [m.data for m in reader.take(4)] == ["0", "1", "2", "3"]
 
 
-@pytest.mark.parametrize("value", ["-1", "x", "101"])
+@pytest.mark.parametrize("value", ["-1", "x", "101", "%C2%B2", "1e2", ""])
 def test_a_bad_history_value_is_400(testapp, value):
     assert "history must be" in testapp.get(f"/events?channel=a&history={value}", status=400).json["error"]
 

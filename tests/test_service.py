@@ -3,22 +3,16 @@
 import os
 import resource
 import signal
-import socket
 import subprocess
 import sys
 
 import pytest
 
 from tests.conftest import wait_for
+from tests.redis_server import free_port
 from tests.sse import StreamReader
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class Service:
