@@ -27,7 +27,13 @@
     if (document.currentScript) {
       return document.currentScript;
     }
+    // Old IE: the last of our tags (async tags may not be the last script).
     var scripts = document.getElementsByTagName("script");
+    for (var i = scripts.length - 1; i >= 0; i -= 1) {
+      if (/\/(loader|widget)\.js([?#]|$)/.test(scripts[i].src)) {
+        return scripts[i];
+      }
+    }
     return scripts[scripts.length - 1];
   }
 

@@ -62,9 +62,11 @@ class SSEHubApp:
             [
                 Rule("/", endpoint="index", methods=["GET"]),
                 Rule("/<any(loader.js, chat.js, chat.css):name>", endpoint="frontend", methods=["GET"]),
+                Rule("/widget.js", endpoint="widget", methods=["GET"]),
                 Rule("/polyfills/<path:path>", endpoint="polyfill", methods=["GET"]),
                 Rule("/chat/name", endpoint="chat_name", methods=["GET", "POST"]),
                 Rule("/chat/messages", endpoint="chat_message", methods=["POST"]),
+                Rule("/widget/messages", endpoint="widget_message", methods=["POST", "OPTIONS"]),
                 Rule("/events", endpoint="events", methods=["GET", "OPTIONS"]),
                 Rule("/publish", endpoint="publish", methods=["POST"]),
                 Rule("/healthz", endpoint="healthz", methods=["GET"]),
@@ -77,6 +79,10 @@ class SSEHubApp:
 
     def on_frontend(self, request: Request, name: str) -> Response:
         return static.serve(request, static.FRONTEND, name, max_age=300)
+
+    def on_widget(self, request: Request) -> Response:
+        # One file for one script tag: the loader, then the widget that uses it.
+        return static.bundle(request, static.FRONTEND, ("loader.js", "widget.js"), max_age=300)
 
     def on_polyfill(self, request: Request, path: str) -> Response:
         # The path names the pinned version, so it never changes.
@@ -102,10 +108,31 @@ class SSEHubApp:
         if author is None:
             raise Unauthorized("pick a name before posting")
         posted = chat.fields(request)
-        channel = posted.get("channel", self.config.chat_channels[0] if self.config.chat_channels else None)
+        default_channel = self.config.chat_channels[0] if self.config.chat_channels else None
+        return self._post_chat(request, author, posted.get("channel", default_channel), posted.get("text"))
+
+    def on_widget_message(self, request: Request) -> Response:
+        """Chat from widgets on other sites: the name comes with the post (no
+        third-party cookies), checked like any name; never the publish token."""
+        origin = request.headers.get("Origin")
+        if origin is None or not cors.origin_allowed(request, self.config.allowed_origins):
+            raise Forbidden("this site may not post to the hub; add its origin to ALLOWED_ORIGINS")
+        if request.method == "OPTIONS":
+            return cors.preflight(request, "POST", "Content-Type")
+        try:
+            posted = chat.json_fields(request)
+            author = chat.check_name(posted.get("author"))
+            response = self._post_chat(request, author, posted.get("channel"), posted.get("text"))
+        except HTTPException as error:
+            # The page must be able to read why it was refused.
+            response = _error(error)
+        response.headers.update(cors.cors_headers(request))
+        return response
+
+    def _post_chat(self, request: Request, author: str, channel: object, text: object) -> Response:
         if channel not in self.config.chat_channels:
             raise Forbidden(f"chat is not open on {str(channel)[:60]!r}; CHAT_CHANNELS lists where it is")
-        text = chat.check_text(posted.get("text"))
+        text = chat.check_text(text)
         client = request.remote_addr or "unknown"
         if not self.chat_limiter.allow(client):
             wait = self.chat_limiter.retry_after(client)
@@ -120,9 +147,7 @@ class SSEHubApp:
         if not cors.origin_allowed(request, self.config.allowed_origins):
             raise Forbidden("this origin is not in ALLOWED_ORIGINS")
         if request.method == "OPTIONS":
-            preflight = Response(status=204, headers=cors.preflight_headers(request))
-            preflight.headers.remove("Content-Type")
-            return preflight
+            return cors.preflight(request, "GET", "Last-Event-ID, Cache-Control, Accept")
         channels = _requested_channels(request)
         last_event_id = (
             request.headers.get("Last-Event-ID")

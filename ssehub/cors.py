@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from werkzeug.wrappers import Request
+from werkzeug.wrappers import Request, Response
 
 
 def is_same_origin(request: Request, origin: str) -> bool:
@@ -28,11 +28,13 @@ def cors_headers(request: Request) -> dict[str, str]:
     return {"Access-Control-Allow-Origin": origin, "Vary": "Origin"}
 
 
-def preflight_headers(request: Request) -> dict[str, str]:
-    """The answer to a preflight: EventSource polyfills send Last-Event-ID as a header."""
-    return {
+def preflight(request: Request, methods: str, headers: str) -> Response:
+    """The answer to a preflight (EventSource polyfills may send Last-Event-ID as a header)."""
+    response = Response(status=204, headers={
         **cors_headers(request),
-        "Access-Control-Allow-Methods": "GET",
-        "Access-Control-Allow-Headers": "Last-Event-ID, Cache-Control, Accept",
+        "Access-Control-Allow-Methods": methods,
+        "Access-Control-Allow-Headers": headers,
         "Access-Control-Max-Age": "600",
-    }
+    })
+    response.headers.remove("Content-Type")
+    return response

@@ -23,7 +23,7 @@ def test_the_vendored_polyfill_is_exactly_event_source_polyfill_1_0_31():
     assert os.path.exists(os.path.join(ROOT, os.path.dirname(POLYFILL), "LICENSE"))
 
 
-@pytest.mark.parametrize("script", ["frontend/loader.js", "frontend/chat.js", POLYFILL])
+@pytest.mark.parametrize("script", ["frontend/loader.js", "frontend/chat.js", "frontend/widget.js", POLYFILL])
 def test_scripts_parse_as_ecmascript_3_like_ie8(script):
     check = (
         "const acorn = require('acorn');"
@@ -43,6 +43,15 @@ def test_the_parse_check_catches_what_ie8_cannot_parse(tmp_path):
 
 def test_the_loader_stays_small():
     assert os.path.getsize(os.path.join(ROOT, "frontend/loader.js")) < 5000
+
+
+def test_widget_js_is_the_loader_and_the_widget_in_one_small_file(testapp):
+    reply = testapp.get("/widget.js")
+    assert reply.headers["Content-Type"] == "text/javascript; charset=utf-8"
+    assert b"window[NAMESPACE] = { open: open" in reply.body and b"ssehub widget:" in reply.body
+    # The README states the size; keep it honest (unminified, before gzip).
+    assert len(reply.body) < 17_000
+    assert testapp.get("/widget.js", headers={"If-None-Match": reply.headers["ETag"]}, status=304)
 
 
 @pytest.mark.parametrize(
@@ -184,3 +193,59 @@ def test_an_oversized_chat_body_is_413_json(chat_client):
     join(chat_client)
     reply = chat_client.post("/chat/messages", b"x" * 20_000, content_type="application/json", status=413)
     assert reply.json["error"]
+
+
+HOST = "https://blog.example"
+
+
+@pytest.fixture
+def widget_client(make_app):
+    return webtest.TestApp(make_app(allowed_origins=(HOST,)), extra_environ={"REMOTE_ADDR": "198.51.100.7"})
+
+
+def widget_post(client, body, origin=HOST, status=201, content_type="text/plain"):
+    headers = {"Origin": origin} if origin else {}
+    return client.post("/widget/messages", json.dumps(body), headers=headers, content_type=content_type, status=status)
+
+
+def test_widget_chat_from_an_allowed_origin_is_published_with_cors(widget_client):
+    reply = widget_post(widget_client, {"channel": "chat", "author": "Ada", "text": "hi"})
+    assert reply.headers["Access-Control-Allow-Origin"] == HOST
+    data = json.loads(widget_client.app.broker.recent("chat", 1)[0].data)
+    assert (data["author"], data["text"]) == ("Ada", "hi")
+    widget_post(widget_client, {"channel": "chat", "author": "Ada", "text": "json too"}, content_type="application/json")
+
+
+@pytest.mark.parametrize("origin", ["https://evil.example", None])
+def test_widget_chat_needs_an_allowed_origin(widget_client, origin):
+    reply = widget_post(widget_client, {"channel": "chat", "author": "Ada", "text": "hi"}, origin=origin, status=403)
+    assert "ALLOWED_ORIGINS" in reply.json["error"]
+    assert widget_client.app.broker.recent("chat", 1) == []
+
+
+@pytest.mark.parametrize(
+    "body, status, message",
+    [
+        ({"channel": "news", "author": "Ada", "text": "hi"}, 403, "chat is not open on 'news'"),
+        ({"channel": "chat", "author": "", "text": "hi"}, 400, "a name is 1-32 characters"),
+        ({"channel": "chat", "author": "x" * 33, "text": "hi"}, 400, "a name is 1-32 characters"),
+        ({"channel": "chat", "author": "A\u0000da", "text": "hi"}, 400, "a name cannot contain control characters"),
+        ({"channel": "chat", "author": "Ada", "text": "x" * 501}, 413, "a message is at most 500 characters"),
+        (["not", "an", "object"], 400, "send a JSON object"),
+    ],
+)
+def test_widget_chat_refusals_are_readable_by_the_page(widget_client, body, status, message):
+    reply = widget_post(widget_client, body, status=status)
+    assert message in reply.json["error"]
+    assert reply.headers["Access-Control-Allow-Origin"] == HOST
+
+
+def test_widget_chat_is_rate_limited_per_client(widget_client):
+    replies = [widget_post(widget_client, {"channel": "chat", "author": "Ada", "text": str(n)}, status="*") for n in range(7)]
+    assert [r.status_int for r in replies][-1] == 429
+
+
+def test_widget_chat_preflight_for_json_senders(widget_client):
+    reply = widget_client.options("/widget/messages", headers={"Origin": HOST}, status=204)
+    assert reply.headers["Access-Control-Allow-Methods"] == "POST"
+    assert reply.headers["Access-Control-Allow-Headers"] == "Content-Type"

@@ -1,0 +1,311 @@
+/* ssehub widget: a live feed or chat in any page with one script tag.
+ *   <script async src="https://HUB/widget.js" data-channel="news"></script>
+ * Served after loader.js as one file. Shadow DOM where the browser has it,
+ * prefixed class names otherwise; messages are always text, never HTML.
+ * All widgets on a page share one connection. ECMAScript 3 syntax. */
+(function (window, document) {
+  "use strict";
+
+  var ssehub = window.ssehub;
+  var PREFIX = "ssehub-w";
+  var MOUNTED = "data-ssehub-mounted";
+  var STYLE_ID = "ssehub-w-style";
+  var NAME_KEY = "ssehub-w-name";
+  var CSS = "." + PREFIX + "{font:14px/1.4 -apple-system,'Segoe UI',Roboto,Helvetica,Arial,sans-serif;color:#1c2430;" +
+    "background:#fff;border:1px solid #d5dbe3;border-radius:8px;overflow:hidden;text-align:left;max-width:480px}" +
+    "." + PREFIX + "-dark{color:#e6e9ee;background:#1b2130;border-color:#323b4d}" +
+    "@media (prefers-color-scheme:dark){." + PREFIX + "-auto{color:#e6e9ee;background:#1b2130;border-color:#323b4d}}" +
+    "." + PREFIX + "-head{display:flex;justify-content:space-between;padding:8px 12px;font-weight:600;" +
+    "border-bottom:1px solid rgba(128,128,128,.25)}" +
+    "." + PREFIX + "-status{font-weight:400;font-size:12px;opacity:.7}" +
+    "." + PREFIX + "-list{list-style:none;margin:0;padding:0 12px;max-height:320px;overflow-y:auto}" +
+    "." + PREFIX + "-item{margin:0;padding:6px 0;border-bottom:1px solid rgba(128,128,128,.15)}" +
+    "." + PREFIX + "-meta{font-size:12px;opacity:.7}" +
+    "." + PREFIX + "-author{font-weight:600;margin-right:6px}" +
+    "." + PREFIX + "-text{margin:0;white-space:pre-wrap;word-wrap:break-word}" +
+    "." + PREFIX + "-form{display:flex;gap:6px;padding:8px 12px;border-top:1px solid rgba(128,128,128,.25)}" +
+    "." + PREFIX + "-form input{min-width:0;flex:1;padding:6px 8px;border:1px solid #b8c1cc;border-radius:5px;font:inherit}" +
+    "." + PREFIX + "-form ." + PREFIX + "-name{flex:0 0 28%}" +
+    "." + PREFIX + "-form button{padding:6px 12px;border:0;border-radius:5px;background:#2b5797;color:#fff;font:inherit}" +
+    "." + PREFIX + "-notice{margin:0;padding:4px 12px;font-size:12px;color:#b3261e}";
+
+  // Shared by every copy of this script on the page (including it twice is harmless).
+  var state = ssehub.widgets || (ssehub.widgets = { byChannel: {}, channels: [], connected: {} });
+
+  function element(tag, name, text) {
+    var node = document.createElement(tag);
+    node.className = PREFIX + "-" + name;
+    if (text !== undefined) {
+      node.appendChild(document.createTextNode(text));
+    }
+    return node;
+  }
+
+  function setText(node, text) {
+    while (node.firstChild) {
+      node.removeChild(node.firstChild);
+    }
+    node.appendChild(document.createTextNode(text));
+  }
+
+  function on(node, type, handler) {
+    if (node.addEventListener) {
+      node.addEventListener(type, handler, false);
+    } else {
+      node.attachEvent("on" + type, handler);
+    }
+  }
+
+  function option(script, name, fallback) {
+    var value = script.getAttribute("data-" + name);
+    return value === null || value === "" ? fallback : value;
+  }
+
+  // Where to draw: the element named by data-target, else right after the tag.
+  function placeFor(script) {
+    var target = option(script, "target", "");
+    var place = target ? document.getElementById(target.replace(/^#/, "")) : null;
+    if (!place) {
+      place = document.createElement("div");
+      script.parentNode.insertBefore(place, script.nextSibling);
+    }
+    var host = document.createElement("div");
+    place.appendChild(host);
+    if (host.attachShadow) {
+      var shadow = host.attachShadow({ mode: "open" });
+      var style = document.createElement("style");
+      style.appendChild(document.createTextNode(CSS));
+      shadow.appendChild(style);
+      return shadow;
+    }
+    if (!document.getElementById(STYLE_ID)) {
+      var shared = document.createElement("style");
+      shared.id = STYLE_ID;
+      shared.setAttribute("type", "text/css");
+      (document.head || document.getElementsByTagName("head")[0]).appendChild(shared);
+      if (shared.styleSheet) {
+        shared.styleSheet.cssText = CSS; // IE8
+      } else {
+        shared.appendChild(document.createTextNode(CSS));
+      }
+    }
+    return host;
+  }
+
+  // Local "22:30" for a chat event's UTC time, or for now (IE8 cannot parse ISO dates).
+  function clock(iso) {
+    var parts = /^(\d+)-(\d+)-(\d+)T(\d+):(\d+):(\d+)/.exec(iso || "");
+    var when = parts ? new Date(Date.UTC(+parts[1], +parts[2] - 1, +parts[3], +parts[4], +parts[5], +parts[6])) : new Date();
+    return when.getHours() + ":" + (when.getMinutes() < 10 ? "0" : "") + when.getMinutes();
+  }
+
+  // Chat events carry {"author", "text", "time"}; anything else shows as it came.
+  function readMessage(data) {
+    try {
+      var value = JSON.parse(data);
+      if (value && typeof value === "object" && value.text !== undefined) {
+        return value;
+      }
+    } catch (notJson) {}
+    return { text: data };
+  }
+
+  function Widget(script) {
+    this.channel = option(script, "channel", "");
+    this.maxItems = Math.max(1, parseInt(option(script, "max-items", "20"), 10) || 20);
+    this.newestFirst = option(script, "order", "newest-first") !== "newest-last";
+    this.timestamps = option(script, "timestamps", "true") !== "false";
+    this.mode = option(script, "mode", "feed");
+    var theme = option(script, "theme", "auto");
+    var root = document.createElement("div");
+    root.className = PREFIX + " " + PREFIX + "-" + (theme === "dark" || theme === "light" ? theme : "auto");
+    var head = element("div", "head", option(script, "title", this.channel));
+    this.status = element("span", "status", "connecting\u2026");
+    head.appendChild(this.status);
+    this.list = element("ol", "list");
+    this.notice = element("p", "notice");
+    root.appendChild(head);
+    root.appendChild(this.list);
+    root.appendChild(this.notice);
+    if (this.mode === "chat") {
+      root.appendChild(this.chatForm());
+    }
+    placeFor(script).appendChild(root);
+  }
+
+  Widget.prototype.add = function (data) {
+    var message = readMessage(data);
+    var item = element("li", "item");
+    if (this.timestamps || message.author !== undefined) {
+      var meta = element("div", "meta");
+      if (message.author !== undefined) {
+        meta.appendChild(element("span", "author", String(message.author)));
+      }
+      if (this.timestamps) {
+        meta.appendChild(element("span", "time", clock(message.time)));
+      }
+      item.appendChild(meta);
+    }
+    item.appendChild(element("p", "text", String(message.text)));
+    if (this.newestFirst) {
+      this.list.insertBefore(item, this.list.firstChild);
+      while (this.list.childNodes.length > this.maxItems) {
+        this.list.removeChild(this.list.lastChild);
+      }
+    } else {
+      this.list.appendChild(item);
+      while (this.list.childNodes.length > this.maxItems) {
+        this.list.removeChild(this.list.firstChild);
+      }
+      this.list.scrollTop = this.list.scrollHeight;
+    }
+  };
+
+  Widget.prototype.chatForm = function () {
+    var widget = this;
+    var form = element("form", "form");
+    var name = element("input", "name");
+    var text = element("input", "message");
+    var storage = null;
+    try {
+      storage = window.localStorage;
+    } catch (blocked) {}
+    name.setAttribute("placeholder", "Name");
+    name.setAttribute("maxlength", "32");
+    name.value = (storage && storage.getItem(NAME_KEY)) || "";
+    text.setAttribute("placeholder", "Message");
+    text.setAttribute("maxlength", "500");
+    form.appendChild(name);
+    form.appendChild(text);
+    form.appendChild(element("button", "send", "Send"));
+    on(form, "submit", function (event) {
+      if (event.preventDefault) { event.preventDefault(); } else { event.returnValue = false; }
+      if (storage) {
+        storage.setItem(NAME_KEY, name.value);
+      }
+      widget.post(name.value, text.value, function () { text.value = ""; });
+    });
+    return form;
+  };
+
+  Widget.prototype.post = function (author, text, sent) {
+    var widget = this;
+    var xhr = window.XDomainRequest && !("withCredentials" in new window.XMLHttpRequest())
+      ? new window.XDomainRequest() : new window.XMLHttpRequest();
+    xhr.open("POST", ssehub.hub + "/widget/messages");
+    xhr.onload = function () {
+      var status = xhr.status || 201; // XDomainRequest has no status and fires onload on success only
+      var reply = {};
+      try {
+        reply = JSON.parse(xhr.responseText);
+      } catch (ignored) {}
+      setText(widget.notice, status === 201 ? "" : reply.error || "could not post (" + status + ")");
+      if (status === 201) {
+        sent();
+      }
+    };
+    xhr.onerror = function () {
+      setText(widget.notice, "could not reach the hub");
+    };
+    // text/plain: no CORS preflight, and all that XDomainRequest can send.
+    xhr.send(JSON.stringify({ channel: this.channel, author: author, text: text }));
+  };
+
+  Widget.prototype.setStatus = function (text) {
+    setText(this.status, text);
+  };
+
+  function each(channel, action) {
+    var widgets = state.byChannel[channel] || [];
+    for (var i = 0; i < widgets.length; i += 1) {
+      action(widgets[i]);
+    }
+  }
+
+  function eachWidget(channels, action) {
+    for (var i = 0; i < channels.length; i += 1) {
+      each(channels[i], action);
+    }
+  }
+
+  // One connection for the widgets found so far; later ones get their own.
+  function connect(channels) {
+    var query = "";
+    var history = 1;
+    for (var i = 0; i < channels.length; i += 1) {
+      query += (i ? "&" : "") + "channel=" + encodeURIComponent(channels[i]);
+      each(channels[i], function (widget) { history = Math.max(history, widget.maxItems); });
+    }
+    ssehub.open("/events?" + query + "&history=" + Math.min(history, 100), function (source, transport) {
+      function deliver(event) {
+        each(ssehub.channelOf(event) || channels[0], function (widget) { widget.add(event.data); });
+        eachWidget(channels, function (widget) { widget.setStatus("live"); });
+      }
+      source.addEventListener("message", deliver, false);
+      source.addEventListener("chat", deliver, false);
+      source.addEventListener("ssehub.position", function () {
+        eachWidget(channels, function (widget) { widget.setStatus("live"); });
+      }, false);
+      source.addEventListener("ssehub.reset", function (event) {
+        each(JSON.parse(event.data).channel, function (widget) {
+          while (widget.list.firstChild) {
+            widget.list.removeChild(widget.list.firstChild);
+          }
+        });
+      }, false);
+      source.onopen = function () {
+        eachWidget(channels, function (widget) { widget.setStatus("live"); });
+      };
+      source.onerror = function () {
+        // Long-polling ends every response on purpose; only a closed source is trouble.
+        var closed = source.readyState === 2;
+        if (closed || transport === "native") {
+          eachWidget(channels, function (widget) {
+            widget.setStatus(closed ? "not available on this site" : "reconnecting\u2026");
+          });
+        }
+      };
+    });
+  }
+
+  function connectPending() {
+    var fresh = [];
+    for (var i = 0; i < state.channels.length; i += 1) {
+      if (!state.connected[state.channels[i]]) {
+        state.connected[state.channels[i]] = true;
+        fresh.push(state.channels[i]);
+      }
+    }
+    if (fresh.length) {
+      connect(fresh);
+    }
+  }
+
+  function mountAll() {
+    var scripts = document.getElementsByTagName("script");
+    var found = 0;
+    for (var i = 0; i < scripts.length; i += 1) {
+      var script = scripts[i];
+      if (/\/widget\.js([?#]|$)/.test(script.src) && !script.getAttribute(MOUNTED) && option(script, "channel", "")) {
+        script.setAttribute(MOUNTED, "1");
+        var widget = new Widget(script);
+        if (!state.byChannel[widget.channel]) {
+          state.byChannel[widget.channel] = [];
+          state.channels.push(widget.channel);
+        }
+        state.byChannel[widget.channel].push(widget);
+        found += 1;
+      }
+    }
+    return found;
+  }
+
+  if (mountAll()) {
+    // Wait for the page's other widget tags, so they all share one connection.
+    if (document.readyState === "complete") {
+      window.setTimeout(connectPending, 0);
+    } else {
+      on(window, "load", connectPending);
+    }
+  }
+}(window, document));
