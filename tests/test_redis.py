@@ -120,3 +120,22 @@ def test_two_hubs_share_channels_and_a_subscriber_moves_between_them_exactly(liv
     on_b = hub_b.stream("channel=news&channel=chat", {"Last-Event-ID": on_a.messages[-1].last_event_id})
     assert [m.data for m in on_b.take(5)] == [f"while moving {n}" for n in range(5)]
     assert not any(m.type == "ssehub.reset" for m in on_b.messages)
+
+
+def test_an_entry_written_around_the_function_cannot_inject_fields(live, clean_redis):
+    # Regression: a type with a line break, written by a raw XADD, raised while
+    # building the event, which would have stalled the listener's gap fill.
+    server = live(redis_url=clean_redis.url)
+    reader = server.stream("channel=news")
+    reader.read_until(lambda r: r.parser.last_event_id)
+    start = reader.parser.last_event_id
+    wait_for(lambda: server.app.broker._listener.connected, message="pub/sub connected")
+    client = clean_redis.client()
+    client.xadd("ssehub:{news}", {"d": "payload", "e": "x\ndata: injected"})
+    assert client.client_kill_filter(_type="pubsub") == 1  # the gap fill will read the entry
+    assert [(m.type, m.data) for m in reader.take(1)] == [("message", "payload")]
+    server.publish("news", "after")
+    assert [(m.type, m.data) for m in reader.take(2)] == [("message", "payload"), ("message", "after")]
+    resumed = server.stream("channel=news", {"Last-Event-ID": start})
+    assert [(m.type, m.data) for m in resumed.take(2)] == [("message", "payload"), ("message", "after")]
+    assert b"injected" not in reader.raw + resumed.raw

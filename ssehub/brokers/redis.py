@@ -16,10 +16,10 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from ..cursor import EventId, format_id, parse_id
+from ..cursor import EventId, format_id
 from ..event import Event
 from . import BrokerUnavailable, Replay
-from .redis_keys import stream_key
+from .redis_format import event_from_entry, parse_stream_id, stream_key
 from .redis_pubsub import Listener
 
 logger = logging.getLogger(__name__)
@@ -29,12 +29,6 @@ COMMAND_POOL_SIZE = 16
 # A publish or replay that takes longer than this fails with 503 instead of hanging.
 COMMAND_TIMEOUT_SECONDS = 2.0
 _LUA_PATH = os.path.join(os.path.dirname(__file__), "ssehub.lua")
-
-
-def event_from_entry(channel: str, entry_id: bytes, fields: list[bytes]) -> Event:
-    values = dict(zip(fields[::2], fields[1::2]))
-    event_type = values.get(b"e", b"").decode("utf-8", "replace") or None
-    return Event(channel, _id(entry_id), values.get(b"d", b"").decode("utf-8", "replace"), event_type)
 
 
 class RedisBroker:
@@ -65,7 +59,7 @@ class RedisBroker:
         self._listener.start(deliver, resync)
 
     def publish(self, channel: str, data: str, type: str | None = None) -> EventId:
-        return _id(self._call("ssehub_publish", channel, data, type or ""))
+        return parse_stream_id(self._call("ssehub_publish", channel, data, type or ""))
 
     def listen(self, channel: str) -> None:
         # The head is read before subscribing; the listener fills in anything
@@ -76,12 +70,12 @@ class RedisBroker:
         self._listener.remove(channel)
 
     def head(self, channel: str) -> EventId:
-        return _id(self._call("ssehub_head", channel))
+        return parse_stream_id(self._call("ssehub_head", channel))
 
     def replay(self, channel: str, after: EventId | None, limit: int) -> Replay:
         exact, start, entries = self._call("ssehub_replay", channel, format_id(after) if after else "", limit)
         events = [event_from_entry(channel, entry_id, fields) for entry_id, fields in entries]
-        return Replay(events, bool(exact), _id(start))
+        return Replay(events, bool(exact), parse_stream_id(start))
 
     def recent(self, channel: str, count: int) -> list[Event]:
         try:
@@ -122,14 +116,6 @@ class RedisBroker:
 
 def _flat(fields: dict[bytes, bytes]) -> list[bytes]:
     return [item for pair in fields.items() for item in pair]
-
-
-def _id(raw: bytes | str) -> EventId:
-    text = raw.decode() if isinstance(raw, bytes) else raw
-    event_id = parse_id(text)
-    if event_id is None:
-        raise BrokerUnavailable(f"Redis returned {text!r} where a stream id was expected")
-    return event_id
 
 
 def _reason(error: Exception) -> str:

@@ -23,7 +23,7 @@ from redis.retry import Retry
 from ..cursor import EventId
 from ..event import Event
 from . import BrokerUnavailable
-from .redis_keys import channel_of, stream_key
+from .redis_format import channel_of, event_from_parts, stream_key
 
 if TYPE_CHECKING:
     from .redis import RedisBroker
@@ -156,9 +156,7 @@ class Listener:
                 confirmed.set()
         elif kind == "smessage" and name != SENTINEL.encode():
             raw_id, raw_type, data = message["data"].split(b"\n", 2)
-            self._hand_over(
-                Event(channel_of(name), _parse(raw_id), data.decode("utf-8", "replace"), raw_type.decode() or None)
-            )
+            self._hand_over(event_from_parts(channel_of(name), raw_id, raw_type, data))
 
     def _history(self, channel: str) -> Iterator[Event]:
         """What was published on `channel` after the position handed over last."""
@@ -182,8 +180,3 @@ class Listener:
             return
         self._positions[event.channel] = event.id
         self._deliver(event)
-
-
-def _parse(raw_id: bytes) -> EventId:
-    ms, _, seq = raw_id.partition(b"-")
-    return int(ms), int(seq)
