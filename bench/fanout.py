@@ -89,6 +89,7 @@ def main():
     parser.add_argument("--events", type=int, default=20)
     parser.add_argument("--payload-bytes", type=int, default=100)
     parser.add_argument("--timeout", type=float, default=300, help="give up after this many seconds")
+    parser.add_argument("--redis-url", help="run the hub on the Redis broker (default: the embedded one)")
     args = parser.parse_args()
 
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -96,6 +97,8 @@ def main():
     port = free_port()
     env = {**os.environ, "PORT": str(port), "HOST": "127.0.0.1", "HEARTBEAT_SECONDS": "60",
            "CLIENT_QUEUE": str(args.events * 2)}
+    if args.redis_url:
+        env["REDIS_URL"] = args.redis_url
     hub = subprocess.Popen([sys.executable, "service.py"], cwd=ROOT, env=env,
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                            preexec_fn=lambda: os.sched_setaffinity(0, {0}))
@@ -143,6 +146,7 @@ def main():
             return latencies[min(len(latencies) - 1, int(p * len(latencies)))] * 1000 if latencies else float("nan")
 
         print(json.dumps({
+            "broker": "redis" if args.redis_url else "memory",
             "subscribers": args.subscribers,
             "connect_seconds": round(connect_seconds, 2),
             "hub_rss_mib_idle": round(idle_rss / 1024, 1),
