@@ -25,7 +25,7 @@ from werkzeug.exceptions import (
 from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
-from . import chat, cors, static
+from . import chat, cors, metrics, static
 from .brokers import Broker, BrokerUnavailable, create_broker
 from .channels import MAX_CHANNELS_PER_STREAM, check_channel
 from .config import Config
@@ -58,6 +58,7 @@ class SSEHubApp:
         self.hub = Hub(broker, config.client_queue)
         self.secret_key = (config.secret_key or secrets.token_hex(32)).encode()
         self.chat_limiter = RateLimiter(chat.RATE_PER_SECOND, chat.RATE_BURST)
+        self.published = 0
         self.url_map = Map(
             [
                 Rule("/", endpoint="index", methods=["GET"]),
@@ -71,6 +72,7 @@ class SSEHubApp:
                 Rule("/publish", endpoint="publish", methods=["POST"]),
                 Rule("/healthz", endpoint="healthz", methods=["GET"]),
                 Rule("/readyz", endpoint="readyz", methods=["GET"]),
+                Rule("/metrics", endpoint="metrics", methods=["GET"]),
             ]
         )
 
@@ -141,6 +143,7 @@ class SSEHubApp:
             event_id = self.broker.publish(channel, chat.message_data(author, text), chat.CHAT_EVENT)
         except BrokerUnavailable as error:
             return _json({"error": f"chat is unavailable right now: {error}"}, 503)
+        self.published += 1
         return _json({"id": format_id(event_id), "channel": channel}, 201)
 
     def on_events(self, request: Request) -> Response:
@@ -176,6 +179,7 @@ class SSEHubApp:
                 logger.warning("publish to %s failed: %s", message.channel, error)
                 # The publisher learns exactly what went through, so nothing is lost silently.
                 return _json({"error": f"broker unavailable: {error}", "published": published}, 503)
+            self.published += 1
             published.append({"id": format_id(event_id), "channel": message.channel})
         return _json(published if is_batch else published[0], 201)
 
@@ -188,6 +192,23 @@ class SSEHubApp:
         except BrokerUnavailable as error:
             return _json({"error": f"broker unavailable: {error}"}, 503)
         return _json({"status": "ready", "subscribers": self.hub.subscriber_count})
+
+    def on_metrics(self, request: Request) -> Response:
+        try:
+            self.broker.check()
+            broker_up = 1
+        except BrokerUnavailable:
+            broker_up = 0
+        hub = self.hub
+        text = metrics.render([
+            metrics.Sample("ssehub_subscribers", "gauge", "Open /events streams in this process.", hub.subscriber_count),
+            metrics.Sample("ssehub_channels", "gauge", "Channels with a subscriber in this process.", hub.channel_count),
+            metrics.Sample("ssehub_published_total", "counter", "Events published through this process.", self.published),
+            metrics.Sample("ssehub_deliveries_total", "counter", "Events handed to subscribers' queues.", hub.delivered),
+            metrics.Sample("ssehub_evictions_total", "counter", "Subscribers dropped for falling behind.", hub.evictions),
+            metrics.Sample("ssehub_broker_up", "gauge", "1 when the broker is reachable.", broker_up),
+        ])
+        return Response(text, mimetype="text/plain", content_type="text/plain; version=0.0.4; charset=utf-8")
 
     def dispatch_request(self, request: Request) -> Response:
         adapter = self.url_map.bind_to_environ(request.environ)
