@@ -1,5 +1,7 @@
 """`python service.py` as a process: start, settings, signals."""
 
+import http.client
+import json
 import os
 import resource
 import signal
@@ -133,3 +135,35 @@ def test_the_app_refuses_to_run_without_gevent_patching():
     code = "from ssehub.app import create_app; from ssehub.config import Config; create_app(Config())"
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=30)
     assert "gunicorn -k gevent" in result.stderr
+
+
+def test_clients_hanging_up_leave_no_traceback_in_the_log(service):
+    running = service(env={"HEARTBEAT_SECONDS": "0.05"})
+    running.wait_listening()
+    for abrupt in (True, False, True):
+        reader = StreamReader("127.0.0.1", running.port, "/events?channel=news")
+        reader.read_until(lambda r: r.parser.last_event_id)
+        reader.close(abrupt=abrupt)
+    wait_for(lambda: running.output().count('"GET /events?channel=news HTTP/1.1" 200') == 3, message="streams logged")
+    assert "Traceback" not in running.output() and "ERROR" not in running.output()
+
+
+def test_two_hub_processes_share_a_redis(service, redis_server):
+    env = {"REDIS_URL": redis_server.url, "HEARTBEAT_SECONDS": "1"}
+    hub_a, hub_b = service(env=env), service(env=env)
+    hub_a.wait_listening()
+    hub_b.wait_listening()
+    reader = StreamReader("127.0.0.1", hub_a.port, "/events?channel=between")
+    reader.read_until(lambda r: r.parser.last_event_id)
+    ids = []
+    for n in range(10):
+        connection = http.client.HTTPConnection("127.0.0.1", hub_b.port, timeout=5)
+        connection.request("POST", "/publish", json.dumps({"channel": "between", "data": f"via b {n}"}),
+                           {"Content-Type": "application/json"})
+        ids.append(json.loads(connection.getresponse().read())["id"])
+        connection.close()
+    assert [(m.data, m.last_event_id) for m in reader.take(10)] == [(f"via b {n}", ids[n]) for n in range(10)]
+    reader.close()
+    moved = StreamReader("127.0.0.1", hub_b.port, "/events?channel=between", {"Last-Event-ID": ids[4]})
+    assert [m.data for m in moved.take(5)] == [f"via b {n}" for n in range(5, 10)]
+    moved.close()
