@@ -17,6 +17,11 @@ from ..event import Event
 class BrokerUnavailable(ConnectionError):
     """The broker cannot be reached now; the caller should answer 503 or retry later."""
 
+    @classmethod
+    def because(cls, error: BaseException) -> "BrokerUnavailable":
+        """Wrap a client library's error, naming its kind (its message alone may be empty)."""
+        return cls(f"{type(error).__name__}: {error}" if str(error) else type(error).__name__)
+
 
 @dataclasses.dataclass(frozen=True)
 class Replay:

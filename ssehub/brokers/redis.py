@@ -7,9 +7,10 @@ connection per process listens for every channel (redis_pubsub.Listener).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
-from typing import Callable
+from typing import Callable, Iterator
 from urllib.parse import urlsplit
 
 import redis
@@ -78,17 +79,13 @@ class RedisBroker:
         return Replay(events, bool(exact), parse_stream_id(start))
 
     def recent(self, channel: str, count: int) -> list[Event]:
-        try:
+        with _unavailable_on_redis_errors():
             entries = self._client.xrevrange(stream_key(channel), count=count)
-        except redis.RedisError as error:
-            raise BrokerUnavailable(_reason(error)) from None
         return [event_from_entry(channel, entry_id, _flat(fields)) for entry_id, fields in reversed(entries)]
 
     def check(self) -> None:
-        try:
+        with _unavailable_on_redis_errors():
             self._client.ping()
-        except redis.RedisError as error:
-            raise BrokerUnavailable(_reason(error)) from None
         if not self._listener.connected:
             raise BrokerUnavailable(f"pub/sub reconnecting: {self._listener.last_error}")
 
@@ -102,7 +99,7 @@ class RedisBroker:
 
     def _call(self, function: str, channel: str, *args):
         key = stream_key(channel)
-        try:
+        with _unavailable_on_redis_errors():
             try:
                 return self._client.fcall(function, 1, key, *args)
             except redis.ResponseError as error:
@@ -110,13 +107,15 @@ class RedisBroker:
                     raise
                 self.load_functions()
                 return self._client.fcall(function, 1, key, *args)
-        except redis.RedisError as error:
-            raise BrokerUnavailable(_reason(error)) from None
 
 
 def _flat(fields: dict[bytes, bytes]) -> list[bytes]:
     return [item for pair in fields.items() for item in pair]
 
 
-def _reason(error: Exception) -> str:
-    return f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+@contextlib.contextmanager
+def _unavailable_on_redis_errors() -> Iterator[None]:
+    try:
+        yield
+    except redis.RedisError as error:
+        raise BrokerUnavailable.because(error) from None

@@ -95,7 +95,7 @@ class Listener:
             try:
                 self._session()
             except (redis.RedisError, OSError, BrokerUnavailable) as error:
-                self.last_error = f"{type(error).__name__}: {error}"
+                self.last_error = str(BrokerUnavailable.because(error))
             if time.monotonic() - started > BACKOFF_MAX_SECONDS:
                 attempt = 0  # it had been up a while: retry promptly
             level = logging.WARNING if attempt == 0 else logging.DEBUG
