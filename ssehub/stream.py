@@ -134,8 +134,7 @@ def _start_fresh(
 ) -> Iterator[bytes]:
     """No id: start from now (after the last `history` events), and say where
     that is at once, so the client's first reconnect loses nothing."""
-    heads = {channel: broker.head(channel) for channel in channels}
-    positions.update(heads)
+    positions.update((channel, broker.head(channel)) for channel in channels)
     recent = []
     if options.history:
         # Read after the heads: anything published in between is among them.
