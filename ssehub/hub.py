@@ -13,7 +13,7 @@ from typing import Iterable
 
 import gevent.event
 
-from .brokers import Broker
+from .brokers import Broker, BrokerUnavailable
 from .event import Event
 
 logger = logging.getLogger(__name__)
@@ -58,50 +58,83 @@ class Subscription:
         return events
 
 
+class _Feed:
+    """The local subscribers of one channel, and whether the broker listens to it yet.
+
+    Only the first subscriber asks the broker to listen; later ones join at
+    once and wait for that answer, so a channel is never unlistened while a
+    subscriber is on its way in (issue 8, item 2).
+    """
+
+    __slots__ = ("subscribers", "listening")
+
+    def __init__(self) -> None:
+        self.subscribers: set[Subscription] = set()
+        self.listening = gevent.event.AsyncResult()
+
+
 class Hub:
     def __init__(self, broker: Broker, queue_size: int):
         self._broker = broker
         self._queue_size = queue_size
-        self._by_channel: dict[str, set[Subscription]] = {}
+        self._feeds: dict[str, _Feed] = {}
         self._closing = False
         self.evictions = 0
         self.delivered = 0
         broker.start(self.dispatch, self.resync)
 
     def subscribe(self, channels: Iterable[str]) -> Subscription:
-        """Register a live feed; its events queue from this moment on."""
+        """Register a live feed; its events queue from this moment on.
+
+        Raises BrokerUnavailable when the broker cannot listen; the stream
+        then ends and its client resumes by id.
+        """
         subscription = Subscription(tuple(channels), self._queue_size)
         if self._closing:
             subscription.end()
-        for channel in subscription.channels:
-            subscribers = self._by_channel.get(channel)
-            if subscribers is None:
-                subscribers = self._by_channel[channel] = set()
-                try:
-                    self._broker.listen(channel)
-                except BaseException:
-                    del self._by_channel[channel]
-                    self.unsubscribe(subscription)
-                    raise
-            subscribers.add(subscription)
+        try:
+            for channel in subscription.channels:
+                self._join(channel, subscription)
+        except BaseException:
+            self.unsubscribe(subscription)
+            raise
         return subscription
+
+    def _join(self, channel: str, subscription: Subscription) -> None:
+        feed = self._feeds.get(channel)
+        if feed is not None:
+            feed.subscribers.add(subscription)
+            feed.listening.get()  # raises what the first subscriber's listen raised
+            return
+        feed = self._feeds[channel] = _Feed()
+        feed.subscribers.add(subscription)
+        try:
+            self._broker.listen(channel)
+        except BaseException as error:
+            # Everyone who joined meanwhile fails too, rather than wait on a
+            # channel nobody listens to; their clients reconnect and resume.
+            del self._feeds[channel]
+            reason = error if isinstance(error, BrokerUnavailable) else BrokerUnavailable(f"listening to {channel} failed")
+            feed.listening.set_exception(reason)
+            raise
+        feed.listening.set(True)
 
     def unsubscribe(self, subscription: Subscription) -> None:
         for channel in subscription.channels:
-            subscribers = self._by_channel.get(channel)
-            if subscribers is None:
-                continue
-            subscribers.discard(subscription)
-            if not subscribers:
-                del self._by_channel[channel]
+            feed = self._feeds.get(channel)
+            if feed is None or subscription not in feed.subscribers:
+                continue  # never joined, or joined a feed whose listen failed
+            feed.subscribers.discard(subscription)
+            if not feed.subscribers and feed.listening.successful():
+                del self._feeds[channel]
                 self._broker.unlisten(channel)
 
     def dispatch(self, event: Event) -> None:
         """Hand one event to every local subscriber of its channel."""
-        subscribers = self._by_channel.get(event.channel)
-        if not subscribers:
+        feed = self._feeds.get(event.channel)
+        if feed is None:
             return
-        for subscription in tuple(subscribers):
+        for subscription in tuple(feed.subscribers):
             if subscription.evicted:
                 continue
             subscription.deliver(event)
@@ -113,20 +146,21 @@ class Hub:
 
     def resync(self, channel: str) -> None:
         """End the streams on `channel`; they resume by id and learn what they missed."""
-        for subscription in list(self._by_channel.get(channel, ())):
+        feed = self._feeds.get(channel)
+        for subscription in tuple(feed.subscribers) if feed else ():
             subscription.end()
 
     def shutdown(self) -> None:
         """End every stream so its browser reconnects, to another process if there is one."""
         self._closing = True
-        for subscribers in list(self._by_channel.values()):
-            for subscription in list(subscribers):
+        for feed in tuple(self._feeds.values()):
+            for subscription in tuple(feed.subscribers):
                 subscription.end()
 
     @property
     def subscriber_count(self) -> int:
-        return len({s for subscribers in self._by_channel.values() for s in subscribers})
+        return len({s for feed in self._feeds.values() for s in feed.subscribers})
 
     @property
     def channel_count(self) -> int:
-        return len(self._by_channel)
+        return len(self._feeds)

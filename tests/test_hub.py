@@ -1,5 +1,8 @@
+import gevent
+import gevent.event
 import pytest
 
+from ssehub.brokers import BrokerUnavailable
 from ssehub.brokers.memory import MemoryBroker
 from ssehub.hub import Hub
 
@@ -79,3 +82,58 @@ def test_a_failed_listen_leaves_nothing_registered():
     with pytest.raises(ConnectionError):
         hub.subscribe(["a", "b"])
     assert hub.subscriber_count == 0 and hub.channel_count == 0
+
+
+class SlowListenBroker(MemoryBroker):
+    """Its listen waits until the test lets it finish, as Redis's confirmation does."""
+
+    def __init__(self):
+        super().__init__(history_size=10)
+        self.release = gevent.event.AsyncResult()
+        self.listens = 0
+
+    def listen(self, channel):
+        self.listens += 1
+        self.release.get()
+        super().listen(channel)
+
+
+def test_subscribers_leaving_while_a_listen_is_in_flight_do_not_orphan_the_newcomer():
+    # Regression (issue 8): the last other subscriber left during the first
+    # one's listen, the channel was dropped, and the newcomer never got an event.
+    broker = SlowListenBroker()
+    hub = Hub(broker, queue_size=10)
+    newcomer = gevent.spawn(hub.subscribe, ["news"])
+    gevent.sleep(0)  # the newcomer is now inside listen
+    passers_by = [gevent.spawn(hub.subscribe, ["news"]) for _ in range(5)]
+    gevent.sleep(0)
+    for passer_by in passers_by[:3]:
+        passer_by.kill()  # clients that left while waiting
+    broker.release.set()
+    subscription = newcomer.get(timeout=1)
+    for passer_by in passers_by[3:]:
+        hub.unsubscribe(passer_by.get(timeout=1))
+    assert broker.listens == 1
+    assert hub.subscriber_count == 1 and hub.channel_count == 1
+    broker.publish("news", "still here")
+    assert [event.data for event in subscription.wait(1)] == ["still here"]
+
+
+def test_a_failed_listen_fails_everyone_waiting_on_it_and_the_next_subscriber_listens_anew():
+    broker = SlowListenBroker()
+    hub = Hub(broker, queue_size=10)
+    first = gevent.spawn(hub.subscribe, ["news"])
+    gevent.sleep(0)
+    waiting = [gevent.spawn(hub.subscribe, ["news"]) for _ in range(3)]
+    gevent.sleep(0)
+    broker.release.set_exception(BrokerUnavailable("Redis did not confirm"))
+    for greenlet in [first, *waiting]:
+        with pytest.raises(BrokerUnavailable, match="did not confirm"):
+            greenlet.get(timeout=1)
+    assert hub.subscriber_count == 0 and hub.channel_count == 0
+    broker.release = gevent.event.AsyncResult()
+    broker.release.set()
+    subscription = hub.subscribe(["news"])
+    broker.publish("news", "after the outage")
+    assert [event.data for event in subscription.wait(1)] == ["after the outage"]
+    assert broker.listens == 2
