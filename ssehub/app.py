@@ -26,7 +26,7 @@ from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
 from . import chat, cors, metrics, static
-from .brokers import Broker, BrokerUnavailable, create_broker
+from .brokers import Broker, BrokerUnavailable, PublishOutcomeUnknown, create_broker
 from .channels import MAX_CHANNELS_PER_STREAM, check_channel
 from .config import Config
 from .cursor import format_id
@@ -178,7 +178,10 @@ class SSEHubApp:
             except BrokerUnavailable as error:
                 logger.warning("publish to %s failed: %s", message.channel, error)
                 # The publisher learns exactly what went through, so nothing is lost silently.
-                return _json({"error": f"broker unavailable: {error}", "published": published}, 503)
+                failed = {"error": f"broker unavailable: {error}", "published": published}
+                if isinstance(error, PublishOutcomeUnknown):
+                    failed["unknown"] = {"channel": message.channel}
+                return _json(failed, 503)
             self.published += 1
             published.append({"id": format_id(event_id), "channel": message.channel})
         return _json(published if is_batch else published[0], 201)

@@ -18,7 +18,7 @@ import time
 from typing import Iterable, Iterator
 
 from . import wire
-from .brokers import Broker, BrokerUnavailable
+from .brokers import REPLAY_PAGE_BYTES, Broker, BrokerUnavailable, Replay
 from .cursor import EventId, format_cursor, parse_cursor
 from .event import Event
 from .hub import Hub
@@ -119,7 +119,7 @@ def _resume(
         if not page.exact:
             yield wire.encode_event(json.dumps({"channel": channel}), RESET_EVENT, format_cursor(positions, channel))
             sent += 1
-    histories = [_paged(broker, channel, page.events) for channel, page in first_pages.items()]
+    histories = [_paged(broker, channel, page) for channel, page in first_pages.items()]
     merged = heapq.merge(*histories, key=lambda event: event.id)
     if options.long_poll:
         merged = itertools.islice(merged, REPLAY_PAGE)
@@ -157,25 +157,27 @@ def _before(event_id: EventId) -> EventId:
     return (ms, seq - 1) if seq else (ms - 1, 2**64 - 1)
 
 
-def _paged(broker: Broker, channel: str, first: list[Event]) -> Iterator[Event]:
+def _paged(broker: Broker, channel: str, first: Replay) -> Iterator[Event]:
     page = first
     while True:
-        yield from page
-        if len(page) < REPLAY_PAGE:
+        yield from page.events
+        if not page.more:
             return
-        nxt = broker.replay(channel, page[-1].id, REPLAY_PAGE)
-        if not nxt.exact:
+        page = broker.replay(channel, page.events[-1].id, REPLAY_PAGE)
+        if not page.exact:
             raise _HistoryMoved(f"history of {channel} was trimmed during replay")
-        page = nxt.events
 
 
-def _batches(events: Iterable[Event], size: int = 100) -> Iterator[list[Event]]:
+def _batches(events: Iterable[Event], max_bytes: int = REPLAY_PAGE_BYTES) -> Iterator[list[Event]]:
+    """Events in groups of about `max_bytes`, so one write never holds more (issue 8, item 6)."""
     batch: list[Event] = []
+    size = 0
     for event in events:
         batch.append(event)
-        if len(batch) == size:
+        size += len(event.frame)
+        if size >= max_bytes:
             yield batch
-            batch = []
+            batch, size = [], 0
     if batch:
         yield batch
 

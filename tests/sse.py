@@ -9,10 +9,13 @@ from __future__ import annotations
 import codecs
 import dataclasses
 import http.client
+import random
 import socket
 import struct
 import time
 from typing import Callable
+
+import gevent
 
 
 @dataclasses.dataclass
@@ -25,14 +28,15 @@ class Message:
 class Parser:
     """Incremental parser per HTML Living Standard, "Interpreting an event stream"."""
 
-    def __init__(self) -> None:
+    def __init__(self, last_event_id: str = "") -> None:
+        """`last_event_id`: the id an EventSource keeps from its previous connection."""
         self._decoder = codecs.getincrementaldecoder("utf-8")("replace")
         self._buffer = ""
         self._first = True
         self._data = ""
         self._type = ""
-        self._id_buffer = ""
-        self.last_event_id = ""
+        self._id_buffer = last_event_id
+        self.last_event_id = last_event_id
         self.retry: int | None = None
         self.comments: list[str] = []
 
@@ -146,3 +150,38 @@ class StreamReader:
         self.connection.close()
         self.response.close()
 
+
+
+class ResumingSubscriber:
+    """Like a browser's EventSource: reads a stream in a greenlet, and whenever it
+    ends or fails reconnects after `retry` seconds with its Last-Event-ID."""
+
+    def __init__(self, host: str, port: int, path: str, retry: float = 0.2):
+        self.address, self.path, self.retry = (host, port), path, retry
+        self.messages: list[Message] = []
+        self.last_event_id: str | None = None
+        self.connects = 0
+        self._stopped = False
+        self._greenlet = gevent.spawn(self._run)
+
+    def _run(self) -> None:
+        while not self._stopped:
+            headers = {"Last-Event-ID": self.last_event_id} if self.last_event_id else {}
+            connection = http.client.HTTPConnection(*self.address, timeout=10)
+            try:
+                connection.request("GET", self.path, headers=headers)
+                response = connection.getresponse()
+                self.connects += 1
+                parser = Parser(self.last_event_id or "")
+                while response.status == 200 and (chunk := response.read1(65536)):
+                    self.messages.extend(parser.feed(chunk))
+                    self.last_event_id = parser.last_event_id or None
+            except (OSError, http.client.HTTPException):
+                pass  # refused while the hub restarts, or cut mid-response: reconnect
+            finally:
+                connection.close()
+            gevent.sleep(self.retry * random.uniform(0.5, 1.5))
+
+    def stop(self) -> None:
+        self._stopped = True
+        self._greenlet.kill()

@@ -19,7 +19,6 @@ def make_broker(request):
         else:
             redis_server = request.getfixturevalue("clean_redis")
             broker = RedisBroker(redis_server.url, history_size=history_size, max_event_bytes=65536, health_seconds=0.5)
-            broker.load_functions()
         brokers.append(broker)
         return broker
 

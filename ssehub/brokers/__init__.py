@@ -13,6 +13,11 @@ from ..config import Config
 from ..cursor import EventId
 from ..event import Event
 
+# A replay page holds at most about this many bytes of event data, so a herd
+# of resuming clients after a restart always makes progress and a client
+# that reads slowly pins little memory (issue 8, item 6).
+REPLAY_PAGE_BYTES = 1 << 20
+
 
 class BrokerUnavailable(ConnectionError):
     """The broker cannot be reached now; the caller should answer 503 or retry later."""
@@ -21,6 +26,13 @@ class BrokerUnavailable(ConnectionError):
     def because(cls, error: BaseException) -> "BrokerUnavailable":
         """Wrap a client library's error, naming its kind (its message alone may be empty)."""
         return cls(f"{type(error).__name__}: {error}" if str(error) else type(error).__name__)
+
+
+class PublishOutcomeUnknown(BrokerUnavailable):
+    """The connection was lost after a publish was sent: it may or may not be stored.
+
+    It is never resent (that could store it twice); the publisher decides.
+    """
 
 
 @dataclasses.dataclass(frozen=True)
@@ -33,6 +45,8 @@ class Replay:
     exact: bool
     # The position the events follow: the one asked for, or the floor of history.
     start: EventId
+    # True when the page stopped at a limit: more events may follow the last one.
+    more: bool = False
 
 
 class Broker(Protocol):
@@ -42,11 +56,12 @@ class Broker(Protocol):
         """Begin handing every new event on a listened channel to `deliver`, once, in order.
 
         `resync(channel)` says events on it could not all be handed over (history
-        was trimmed during an outage): its streams must resume by id.
+        was trimmed during an outage, or lost): its streams must resume by id.
         """
 
     def publish(self, channel: str, data: str, type: str | None = None) -> EventId:
-        """Store and announce one event and return its id, or raise BrokerUnavailable."""
+        """Store and announce one event once and return its id, or raise
+        BrokerUnavailable (PublishOutcomeUnknown when it may have been stored)."""
 
     def listen(self, channel: str) -> None:
         """Announce events on `channel` to this process from now on."""
@@ -55,10 +70,11 @@ class Broker(Protocol):
         """Stop announcing `channel`; it has no subscriber in this process."""
 
     def head(self, channel: str) -> EventId:
-        """The id of the newest event on `channel`, or the floor of its history."""
+        """Where a client that starts now stands on `channel`; writes nothing."""
 
     def replay(self, channel: str, after: EventId | None, limit: int) -> Replay:
-        """Up to `limit` events after `after` (None: from the floor), oldest first."""
+        """Up to `limit` events (and about REPLAY_PAGE_BYTES) after `after`
+        (None: from the floor), oldest first; writes nothing."""
 
     def recent(self, channel: str, count: int) -> list[Event]:
         """The newest `count` retained events, oldest first."""

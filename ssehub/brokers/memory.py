@@ -13,7 +13,7 @@ from typing import Callable
 
 from ..cursor import EventId
 from ..event import Event
-from . import Replay
+from . import REPLAY_PAGE_BYTES, Replay
 
 
 class _Channel:
@@ -70,14 +70,20 @@ class MemoryBroker:
         state = self._channels.get(channel) or _Channel(self._boot, 0)
         exact = after is not None and state.floor <= after <= state.last
         start = after if exact else state.floor
-        events = []
+        newer = []
         if start < state.last:
             for event in reversed(state.history):
                 if event.id <= start:
                     break
-                events.append(event)
-            events.reverse()
-        return Replay(events[:limit], exact, start)
+                newer.append(event)
+            newer.reverse()
+        page, size = [], 0
+        for event in newer[:limit]:
+            size += len(event.frame)
+            if page and size > REPLAY_PAGE_BYTES:
+                break
+            page.append(event)
+        return Replay(page, exact, start, more=len(page) < len(newer))
 
     def recent(self, channel: str, count: int) -> list[Event]:
         state = self._channels.get(channel)

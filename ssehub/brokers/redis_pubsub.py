@@ -12,21 +12,16 @@ import heapq
 import logging
 import random
 import time
-from typing import TYPE_CHECKING, Callable, Iterator
+from typing import Callable, Iterator
 
 import gevent
 import gevent.event
 import redis
-from redis.backoff import NoBackoff
-from redis.retry import Retry
 
-from ..cursor import EventId
+from ..cursor import EventId, parse_id
 from ..event import Event
-from . import BrokerUnavailable
+from . import BrokerUnavailable, Replay
 from .redis_format import channel_of, event_from_parts, stream_key
-
-if TYPE_CHECKING:
-    from .redis import RedisBroker
 
 logger = logging.getLogger(__name__)
 
@@ -45,9 +40,19 @@ def backoff(attempt: int) -> float:
 
 
 class Listener:
-    def __init__(self, url: str, broker: "RedisBroker", health_seconds: float, confirm_seconds: float):
-        self._redis = redis.Redis.from_url(url, retry=Retry(NoBackoff(), 0), socket_connect_timeout=health_seconds)
-        self._broker = broker
+    def __init__(
+        self,
+        client: redis.Redis,
+        on_connect: Callable[[], None],
+        replay: Callable[[str, EventId, int], Replay],
+        health_seconds: float,
+        confirm_seconds: float,
+    ):
+        """`client` is the listener's own; `on_connect` runs before each
+        (re)subscription; `replay` reads history over `client`."""
+        self._redis = client
+        self._on_connect = on_connect
+        self._replay = replay
         self._health_seconds = health_seconds
         self._confirm_seconds = confirm_seconds
         # Per listened channel: the newest id handed to the hub.
@@ -106,7 +111,7 @@ class Listener:
     def _session(self) -> None:
         pubsub = self._redis.pubsub()
         try:
-            self._broker.load_functions()
+            self._on_connect()
             self._pending.clear()  # everything wanted is subscribed here
             # The sentinel goes last: its confirmation means all the rest are live.
             pubsub.ssubscribe(*(stream_key(channel) for channel in self._positions), SENTINEL)
@@ -155,22 +160,35 @@ class Listener:
             if confirmed is not None:
                 confirmed.set()
         elif kind == "smessage" and name != SENTINEL.encode():
-            raw_id, raw_type, data = message["data"].split(b"\n", 2)
-            self._hand_over(event_from_parts(channel_of(name), raw_id, raw_type, data))
+            raw_id, raw_previous, raw_type, data = message["data"].split(b"\n", 3)
+            self._receive(event_from_parts(channel_of(name), raw_id, raw_type, data), raw_previous)
+
+    def _receive(self, event: Event, raw_previous: bytes) -> None:
+        """Hand over a notified event, or fill from history when it does not follow the last one."""
+        position = self._positions.get(event.channel)
+        if position is None or event.id <= position:
+            return  # not listened to, or already handed over from history
+        if parse_id(raw_previous.decode("ascii", "replace")) == position:
+            self._hand_over(event)
+            return
+        # A gap, or a history lost and begun anew (DEL, FLUSHALL, eviction):
+        # the stream tells which, and the history includes this event.
+        for missed in self._history(event.channel):
+            self._hand_over(missed)
 
     def _history(self, channel: str) -> Iterator[Event]:
         """What was published on `channel` after the position handed over last."""
         position = self._positions.get(channel)
         while position is not None:
-            replay = self._broker.replay(channel, position, FILL_PAGE)
+            replay = self._replay(channel, position, FILL_PAGE)
             if not replay.exact:
-                # History moved past us during an outage: the subscribers'
-                # streams end and resume by id, and are told what they missed.
-                logger.warning("history of %s was trimmed during an outage; its streams will resume", channel)
+                # History moved past us (trimmed during an outage, or lost):
+                # the subscribers' streams end and resume by id, and are told.
+                logger.warning("history of %s was trimmed or lost; its streams will resume", channel)
                 self._positions[channel] = replay.start
                 self._resync(channel)
             yield from replay.events
-            if len(replay.events) < FILL_PAGE:
+            if not replay.more:
                 return
             position = replay.events[-1].id
 

@@ -10,22 +10,18 @@ local MAX_EVENT_BYTES = __MAX_EVENT_BYTES__
 -- Trim in steps, not on every publish; history holds this many more meanwhile.
 local TRIM_SLACK = __TRIM_SLACK__
 local MAX_EVENT_TYPE = 256
+-- Where a client stands on a channel that has no stream (nothing published yet).
+local NOTHING_YET = '0-0'
+-- Entries read per XRANGE while filling a replay page up to its byte budget.
+local READ_BATCH = 64
+-- A new stream's floor has a sequence of (microsecond + 1) * 2^40; no event
+-- id has one (see create).
+local FLOOR_STEP = 2 ^ 40
 
 local function check_key(key)
   local channel = string.match(key or '', '^ssehub:{([%w_%-%.:@]+)}$')
   if not channel or #channel > 128 then
     return 'key must be ssehub:{channel}, the channel 1-128 of A-Z a-z 0-9 _ - . : @'
-  end
-end
-
--- A new stream's floor is its creation, so an id from a history that was
--- lost (a Redis restart without persistence) is seen to be older than it.
--- XTRIM does not move max-deleted-entry-id, so the floor is set explicitly.
-local function ensure(key)
-  if redis.call('EXISTS', key) == 0 then
-    local id = redis.call('XADD', key, '*', 'd', '', 'e', '')
-    redis.call('XTRIM', key, 'MAXLEN', 0)
-    redis.call('XSETID', key, id, 'MAXDELETEDID', id)
   end
 end
 
@@ -51,6 +47,23 @@ local function id_le(a, b)
   return a_ms < b_ms or (a_ms == b_ms and a_seq <= b_seq)
 end
 
+-- A new stream starts at a floor above every id its lost predecessor (DEL,
+-- FLUSHALL, eviction, a restart without persistence) can have handed out, so
+-- those ids are seen as older than the history and never resume into it
+-- (issue 8, item 4). Ids follow the clock; a floor's sequence is (microsecond
+-- + 1) * 2^40 and events count up from it, or from 0 in later milliseconds,
+-- far fewer than 2^40 a millisecond: every id of a stream created in an
+-- earlier microsecond is below this floor.
+local function create(key)
+  local now = redis.call('TIME')
+  local ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+  local floor_id = string.format('%.0f-%.0f', ms, (tonumber(now[2]) % 1000 + 1) * FLOOR_STEP)
+  redis.call('XADD', key, floor_id, 'd', '', 'e', '')
+  redis.call('XTRIM', key, 'MAXLEN', 0)
+  -- XTRIM does not move max-deleted-entry-id, so the floor is set explicitly.
+  redis.call('XSETID', key, floor_id, 'MAXDELETEDID', floor_id)
+end
+
 local function publish(keys, args)
   local key, data, event = keys[1], args[1], args[2] or ''
   local bad_key = check_key(key)
@@ -66,7 +79,14 @@ local function publish(keys, args)
   if #event > MAX_EVENT_TYPE or string.find(event, '[\r\n%z]') or string.sub(event, 1, 7) == 'ssehub.' then
     return redis.error_reply('ERR event must be at most 256 bytes, without CR, LF or NUL, not starting with ssehub.')
   end
-  ensure(key)
+  -- The id before this one, as a listener that saw everything holds it: a
+  -- mismatch tells it at once of a gap or a lost history.
+  local previous = NOTHING_YET
+  if redis.call('EXISTS', key) == 0 then
+    create(key)
+  else
+    previous = stream_bounds(key)
+  end
   local id = redis.call('XADD', key, '*', 'd', data, 'e', event)
   local length = redis.call('XLEN', key)
   if length > HISTORY_SIZE + TRIM_SLACK then
@@ -74,29 +94,76 @@ local function publish(keys, args)
     redis.call('XTRIM', key, 'MAXLEN', HISTORY_SIZE)
     redis.call('XSETID', key, id, 'MAXDELETEDID', dropped[#dropped][1])
   end
-  redis.call('SPUBLISH', key, id .. '\n' .. event .. '\n' .. data)
+  redis.call('SPUBLISH', key, id .. '\n' .. previous .. '\n' .. event .. '\n' .. data)
   return id
 end
 
 local function head(keys)
-  ensure(keys[1])
+  if redis.call('EXISTS', keys[1]) == 0 then
+    return NOTHING_YET
+  end
   local last = stream_bounds(keys[1])
   return last
 end
 
--- Returns {exact, start, entries}: exact is 1 when `after` lies within the
--- retained history; otherwise the entries follow the floor.
+local function is_creation_floor(id)
+  local _, seq = parse_id(id)
+  return seq >= FLOOR_STEP and seq % FLOOR_STEP == 0
+end
+
+local function entry_bytes(entry)
+  local size = #entry[1]
+  for _, value in ipairs(entry[2]) do
+    size = size + #value
+  end
+  return size
+end
+
+-- Returns {exact, start, entries, more}: exact is 1 when `after` lies within
+-- the retained history, else the entries follow the floor `start`; at most
+-- `count` entries and about `max_bytes` (at least one entry); more is 1 when
+-- the page stopped at a limit rather than at the end of the history.
 local function replay(keys, args)
-  local key, after, count = keys[1], args[1], tonumber(args[2])
-  ensure(key)
-  local last, floor = stream_bounds(key)
-  local exact, start = 0, floor
-  if parse_id(after) and id_le(floor, after) and id_le(after, last) then
+  local key, after, count, max_bytes = keys[1], args[1], tonumber(args[2]), tonumber(args[3])
+  if redis.call('EXISTS', key) == 0 then
+    -- Nothing was published, or the history was lost: only a client that
+    -- had seen nothing can resume exactly.
+    return {after == NOTHING_YET and 1 or 0, NOTHING_YET, {}, 0}
+  end
+  local last, floor_id = stream_bounds(key)
+  local exact, start = 0, floor_id
+  if parse_id(after) and id_le(floor_id, after) and id_le(after, last) then
+    exact, start = 1, after
+  elseif after == NOTHING_YET and is_creation_floor(floor_id) then
+    -- Seen nothing, and nothing trimmed since the stream began: all of it is here.
     exact, start = 1, after
   end
-  return {exact, start, redis.call('XRANGE', key, '(' .. start, '+', 'COUNT', count)}
+  local entries, bytes, cursor = {}, 0, start
+  while #entries < count do
+    local wanted = math.min(READ_BATCH, count - #entries)
+    local batch = redis.call('XRANGE', key, '(' .. cursor, '+', 'COUNT', wanted)
+    for _, entry in ipairs(batch) do
+      local size = entry_bytes(entry)
+      if #entries > 0 and bytes + size > max_bytes then
+        return {exact, start, entries, 1}
+      end
+      entries[#entries + 1] = entry
+      bytes, cursor = bytes + size, entry[1]
+    end
+    if #batch < wanted then
+      return {exact, start, entries, 0}
+    end
+  end
+  return {exact, start, entries, 1}
+end
+
+-- Writes nothing, but Redis refuses it exactly when it would refuse a
+-- publish (out of memory, a read-only replica): the readiness probe.
+local function ready()
+  return 1
 end
 
 redis.register_function('ssehub_publish', publish)
-redis.register_function('ssehub_head', head)
-redis.register_function('ssehub_replay', replay)
+redis.register_function{function_name = 'ssehub_head', callback = head, flags = {'no-writes'}}
+redis.register_function{function_name = 'ssehub_replay', callback = replay, flags = {'no-writes'}}
+redis.register_function('ssehub_ready', ready)
