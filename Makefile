@@ -11,8 +11,14 @@ PY := $(VENV)/bin/python
 run: $(VENV)/.runtime
 	$(PY) service.py
 
+# A new Hypothesis seed each run, printed, so any failure reruns exactly.
+ifndef HYPOTHESIS_SEED
+HYPOTHESIS_SEED := $(shell od -An -N4 -tu4 /dev/urandom | tr -d ' ')
+endif
+
 test: system-packages $(VENV)/.dev node_modules/.installed
-	$(PY) -m pytest
+	@echo "hypothesis seed: $(HYPOTHESIS_SEED) (rerun: make test HYPOTHESIS_SEED=$(HYPOTHESIS_SEED))"
+	$(PY) -m pytest --hypothesis-seed=$(HYPOTHESIS_SEED)
 
 bench: $(VENV)/.dev
 	$(PY) bench/fanout.py

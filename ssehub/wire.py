@@ -2,6 +2,7 @@
 
 Follows the WHATWG HTML "server-sent events" parsing rules; no I/O here. The
 hub encodes each event once with these and fans the bytes out.
+Text is written as UTF-8, so a string with a lone surrogate raises ValueError.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ import re
 # would also split on U+2028, U+0085, form feed and more, corrupting data.
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
 _FORBIDDEN_IN_FIELD = re.compile(r"[\r\n\0]")
+# The only code points UTF-8 cannot encode; JSON's "\ud800" escape can still carry one.
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def check_field(name: str, value: str) -> None:
@@ -26,7 +29,7 @@ def data_lines(data: str) -> bytes:
     The space after the colon is always written, because a parser strips
     exactly one leading space and the data's own may follow it.
     """
-    return b"".join(b"data: " + line.encode() + b"\n" for line in _LINE_BREAK.split(data))
+    return _lines("data", b"data: ", data)
 
 
 def event_body(data: str, event: str | None = None) -> bytes:
@@ -34,14 +37,14 @@ def event_body(data: str, event: str | None = None) -> bytes:
     head = b""
     if event is not None:
         check_field("event", event)
-        head = b"event: " + event.encode() + b"\n"
+        head = b"event: " + _utf8("event", event) + b"\n"
     return head + data_lines(data) + b"\n"
 
 
 def id_line(event_id: str) -> bytes:
     """The `id:` line; written before the body so a parser sees one event."""
     check_field("id", event_id)
-    return b"id: " + event_id.encode() + b"\n"
+    return b"id: " + _utf8("id", event_id) + b"\n"
 
 
 def encode_event(data: str, event: str | None = None, event_id: str | None = None) -> bytes:
@@ -62,7 +65,7 @@ def retry(milliseconds: int) -> bytes:
 
 def comment(text: str = "") -> bytes:
     """A comment block: keeps the connection warm and is ignored by parsers."""
-    return b"".join(b": " + line.encode() + b"\n" for line in _LINE_BREAK.split(text)) + b"\n"
+    return _lines("comment", b": ", text) + b"\n"
 
 
 def padding(size: int) -> bytes:
@@ -72,3 +75,25 @@ def padding(size: int) -> bytes:
 
 
 HEARTBEAT = b":\n\n"
+
+
+def _lines(name: str, prefix: bytes, text: str) -> bytes:
+    """`text` as lines that each start with `prefix`, split where a parser splits."""
+    try:
+        return b"".join(prefix + line.encode() + b"\n" for line in _LINE_BREAK.split(text))
+    except UnicodeEncodeError:
+        raise _not_unicode(name, text) from None
+
+
+def _utf8(name: str, text: str) -> bytes:
+    try:
+        return text.encode()
+    except UnicodeEncodeError:
+        raise _not_unicode(name, text) from None
+
+
+def _not_unicode(name: str, text: str) -> ValueError:
+    at = _SURROGATE.search(text).start()
+    return ValueError(
+        f"{name} is not valid Unicode text: it has a lone surrogate, {text[at]!r} at index {at}; remove or replace it"
+    )

@@ -20,6 +20,7 @@ from gevent.pywsgi import WSGIServer  # noqa: E402
 
 from ssehub.app import create_app  # noqa: E402
 from ssehub.config import Config  # noqa: E402
+import tests.hypothesis_profiles  # noqa: E402,F401  (profiles before any test module's settings)
 from tests.redis_server import RedisServer  # noqa: E402
 from tests.sse import StreamReader  # noqa: E402
 

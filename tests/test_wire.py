@@ -7,6 +7,19 @@ from hypothesis import strategies as st
 from ssehub import wire
 from tests.sse import Parser, parse
 
+# The wire's domain is Unicode text: what UTF-8 encodes, so no lone surrogates.
+unicode_text = st.text(st.characters(codec="utf-8"))
+event_types = st.text(st.characters(codec="utf-8", exclude_characters="\r\n\0"), min_size=1)
+# Any str at all, and one that is certain to hold a lone surrogate.
+any_str = st.text(st.characters())
+with_a_lone_surrogate = st.tuples(any_str, st.characters(categories=["Cs"]), any_str).map("".join)
+ENCODERS = {
+    "data": wire.encode_event,
+    "event": lambda text: wire.encode_event("x", event=text),
+    "id": lambda text: wire.encode_event("x", event_id=text),
+    "comment": wire.comment,
+}
+
 
 @pytest.mark.parametrize(
     "data, event, event_id, expected",
@@ -35,6 +48,31 @@ def test_event_type_and_id_with_line_breaks_or_nul_are_refused(bad):
         wire.encode_event("x", event_id=bad)
 
 
+@pytest.mark.parametrize(
+    "field, text, found",
+    [
+        ("data", "ok\n\ud800", r"'\ud800' at index 3"),
+        ("event", "up\udfffdate", r"'\udfff' at index 2"),
+        ("id", "\ud83d\ude00", r"'\ud83d' at index 0"),
+        ("comment", "a\r\n\udc80", r"'\udc80' at index 3"),
+    ],
+)
+def test_a_lone_surrogate_is_refused_naming_the_field_and_where(field, text, found):
+    with pytest.raises(ValueError) as refused:
+        ENCODERS[field](text)
+    assert type(refused.value) is ValueError  # not the UnicodeEncodeError of str.encode()
+    assert str(refused.value) == f"{field} is not valid Unicode text: it has a lone surrogate, {found}; remove or replace it"
+
+
+@pytest.mark.parametrize("field", ENCODERS)
+@given(text=with_a_lone_surrogate)
+def test_any_string_with_a_lone_surrogate_is_refused(field, text):
+    # With a line break or NUL as well, an event type or id is refused for that first.
+    with pytest.raises(ValueError, match=f"^{field} (is not valid Unicode text|must not contain)") as refused:
+        ENCODERS[field](text)
+    assert type(refused.value) is ValueError
+
+
 def test_comment_retry_heartbeat_and_id_only_bytes():
     assert wire.comment("hi") == b": hi\n\n"
     assert wire.comment("a\nb") == b": a\n: b\n\n"
@@ -54,13 +92,13 @@ def _as_parsed(data: str) -> str:
     return re.sub(r"\r\n|\r", "\n", data)
 
 
-@given(st.text())
+@given(unicode_text)
 def test_any_string_comes_back_from_a_spec_parser(data):
     [message] = parse(wire.encode_event(data))
     assert message.data == _as_parsed(data)
 
 
-@given(st.text(alphabet=st.characters(blacklist_characters="\r")))
+@given(st.text(st.characters(codec="utf-8", exclude_characters="\r")))
 def test_strings_without_carriage_returns_come_back_byte_for_byte(data):
     [message] = parse(wire.encode_event(data))
     assert message.data.encode() == data.encode()
@@ -68,7 +106,7 @@ def test_strings_without_carriage_returns_come_back_byte_for_byte(data):
 
 @given(
     st.lists(
-        st.tuples(st.text(), st.one_of(st.none(), st.text(min_size=1).filter(lambda t: not re.search("[\r\n\0]", t)))),
+        st.tuples(unicode_text, st.none() | event_types),
         min_size=1,
         max_size=5,
     ),
