@@ -24,11 +24,13 @@ bench: $(VENV)/.dev
 	$(PY) bench/fanout.py
 
 # What the tests need from the system: redis-server (they start their own),
-# Chromium and its driver (browser tests), Node.js (the ES3 syntax check).
+# Chromium and its driver (browser tests), Node.js (the ES3 syntax check),
+# nginx (a real proxy in front of the hub).
 # Installed where missing (as root, from Debian's packages); without them the
 # tests fail, never skip.
 # command:Debian package
-SYSTEM_NEEDS := redis-server:redis-server chromium:chromium chromedriver:chromium-driver node:nodejs npm:npm
+SYSTEM_NEEDS := redis-server:redis-server chromium:chromium chromedriver:chromium-driver node:nodejs npm:npm \
+	nginx:nginx-light
 
 system-packages:
 	@missing=""; for need in $(SYSTEM_NEEDS); do \

@@ -19,11 +19,10 @@ from ssehub.server import configure_logging, serve  # noqa: E402
 def main() -> int:
     configure_logging()
     try:
-        config = Config.from_env(os.environ)
+        return serve(create_app(Config.from_env(os.environ)))
     except ConfigError as error:
         print(f"ssehub: {error}", file=sys.stderr)
         return 2
-    return serve(create_app(config))
 
 
 def __getattr__(name: str):

@@ -87,9 +87,14 @@
 
   function render(message) {
     var list = byId("messages");
-    var item = element("li", "message" + (message.author === me ? " message-mine" : ""));
+    // Only names the hub signed are verified; widget posts bring any name they like.
+    var verified = message.verified === true;
+    var item = element("li", "message" + (verified && message.author === me ? " message-mine" : ""));
     var meta = element("div", "message-meta");
     meta.appendChild(element("span", "message-author", String(message.author)));
+    if (!verified) {
+      meta.appendChild(element("span", "message-guest", "guest"));
+    }
     meta.appendChild(element("span", "message-time", clock(message.time)));
     item.appendChild(meta);
     item.appendChild(element("p", "message-text", String(message.text)));

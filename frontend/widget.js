@@ -15,13 +15,15 @@
     "background:#fff;border:1px solid #d5dbe3;border-radius:8px;overflow:hidden;text-align:left;max-width:480px}" +
     "." + PREFIX + "-dark{color:#e6e9ee;background:#1b2130;border-color:#323b4d}" +
     "@media (prefers-color-scheme:dark){." + PREFIX + "-auto{color:#e6e9ee;background:#1b2130;border-color:#323b4d}}" +
-    "." + PREFIX + "-head{display:flex;justify-content:space-between;padding:8px 12px;font-weight:600;" +
+    "." + PREFIX + "-head{display:flex;align-items:baseline;padding:8px 12px;font-weight:600;" +
     "border-bottom:1px solid rgba(128,128,128,.25)}" +
-    "." + PREFIX + "-status{font-weight:400;font-size:12px;opacity:.7}" +
+    "." + PREFIX + "-title{flex:1;min-width:0;overflow:hidden;text-overflow:ellipsis;white-space:nowrap}" +
+    "." + PREFIX + "-status{flex:none;margin-left:8px;font-weight:400;font-size:12px;opacity:.7}" +
     "." + PREFIX + "-list{list-style:none;margin:0;padding:0 12px;max-height:320px;overflow-y:auto}" +
     "." + PREFIX + "-item{margin:0;padding:6px 0;border-bottom:1px solid rgba(128,128,128,.15)}" +
     "." + PREFIX + "-meta{font-size:12px;opacity:.7}" +
     "." + PREFIX + "-author{font-weight:600;margin-right:6px}" +
+    "." + PREFIX + "-guest{margin-right:6px;padding:0 4px;border:1px solid;border-radius:3px;font-style:italic}" +
     "." + PREFIX + "-text{margin:0;white-space:pre-wrap;word-wrap:break-word}" +
     "." + PREFIX + "-form{display:flex;gap:6px;padding:8px 12px;border-top:1px solid rgba(128,128,128,.25)}" +
     "." + PREFIX + "-form input{min-width:0;flex:1;padding:6px 8px;border:1px solid #b8c1cc;border-radius:5px;font:inherit}" +
@@ -92,22 +94,22 @@
     return host;
   }
 
-  // Local "22:30" for a chat event's UTC time, or for now (IE8 cannot parse ISO dates).
-  function clock(iso) {
-    var parts = /^(\d+)-(\d+)-(\d+)T(\d+):(\d+):(\d+)/.exec(iso || "");
-    var when = parts ? new Date(Date.UTC(+parts[1], +parts[2] - 1, +parts[3], +parts[4], +parts[5], +parts[6])) : new Date();
+  // Local "22:30" of the event's id: "<ms>-<seq>", or "<channel>=<ms>-<seq>,..."
+  // with the event's own channel first.
+  function clock(id) {
+    var ms = /^(?:[^=,]*=)?(\d+)-\d+/.exec(id || "");
+    var when = ms ? new Date(+ms[1]) : new Date();
     return when.getHours() + ":" + (when.getMinutes() < 10 ? "0" : "") + when.getMinutes();
   }
 
-  // Chat events carry {"author", "text", "time"}; anything else shows as it came.
-  function readMessage(data) {
+  // The object that JSON `data` holds if it has `key`, else `fallback`.
+  function jsonWith(data, key, fallback) {
     try {
       var value = JSON.parse(data);
-      if (value && typeof value === "object" && value.text !== undefined) {
-        return value;
-      }
-    } catch (notJson) {}
-    return { text: data };
+      return value && value[key] !== undefined ? value : fallback;
+    } catch (notJson) {
+      return fallback;
+    }
   }
 
   function Widget(script) {
@@ -116,10 +118,13 @@
     this.newestFirst = option(script, "order", "newest-first") !== "newest-last";
     this.timestamps = option(script, "timestamps", "true") !== "false";
     this.mode = option(script, "mode", "feed");
+    var events = option(script, "events", "");
+    this.events = events && "," + events.replace(/\s+/g, "") + ",";
     var theme = option(script, "theme", "auto");
     var root = document.createElement("div");
     root.className = PREFIX + " " + PREFIX + "-" + (theme === "dark" || theme === "light" ? theme : "auto");
-    var head = element("div", "head", option(script, "title", this.channel));
+    var head = element("div", "head");
+    head.appendChild(element("span", "title", option(script, "title", this.channel)));
     this.status = element("span", "status", "connecting\u2026");
     head.appendChild(this.status);
     this.list = element("ol", "list");
@@ -133,31 +138,35 @@
     placeFor(script).appendChild(root);
   }
 
-  Widget.prototype.add = function (data) {
-    var message = readMessage(data);
+  Widget.prototype.add = function (type, data, id) {
+    if (this.events && this.events.indexOf("," + type + ",") === -1) {
+      return;
+    }
+    // Chat events carry {"author", "text", "time", "verified"}; others show as they came.
+    var message = jsonWith(data, "text", { text: data });
+    var list = this.list;
     var item = element("li", "item");
     if (this.timestamps || message.author !== undefined) {
       var meta = element("div", "meta");
       if (message.author !== undefined) {
         meta.appendChild(element("span", "author", String(message.author)));
+        if (message.verified !== true) {
+          // Only names the hub signed are verified; anyone can type any other.
+          meta.appendChild(element("span", "guest", "guest"));
+        }
       }
       if (this.timestamps) {
-        meta.appendChild(element("span", "time", clock(message.time)));
+        meta.appendChild(element("span", "time", clock(id)));
       }
       item.appendChild(meta);
     }
     item.appendChild(element("p", "text", String(message.text)));
-    if (this.newestFirst) {
-      this.list.insertBefore(item, this.list.firstChild);
-      while (this.list.childNodes.length > this.maxItems) {
-        this.list.removeChild(this.list.lastChild);
-      }
-    } else {
-      this.list.appendChild(item);
-      while (this.list.childNodes.length > this.maxItems) {
-        this.list.removeChild(this.list.firstChild);
-      }
-      this.list.scrollTop = this.list.scrollHeight;
+    list.insertBefore(item, this.newestFirst ? list.firstChild : null);
+    while (list.childNodes.length > this.maxItems) {
+      list.removeChild(this.newestFirst ? list.lastChild : list.firstChild);
+    }
+    if (!this.newestFirst) {
+      list.scrollTop = list.scrollHeight;
     }
   };
 
@@ -195,10 +204,7 @@
     xhr.open("POST", ssehub.hub + "/widget/messages");
     xhr.onload = function () {
       var status = xhr.status || 201; // XDomainRequest has no status and fires onload on success only
-      var reply = {};
-      try {
-        reply = JSON.parse(xhr.responseText);
-      } catch (ignored) {}
+      var reply = jsonWith(xhr.responseText, "error", {});
       setText(widget.notice, status === 201 ? "" : reply.error || "could not post (" + status + ")");
       if (status === 201) {
         sent();
@@ -236,16 +242,20 @@
       query += (i ? "&" : "") + "channel=" + encodeURIComponent(channels[i]);
       each(channels[i], function (widget) { history = Math.max(history, widget.maxItems); });
     }
-    ssehub.open("/events?" + query + "&history=" + Math.min(history, 100), function (source, transport) {
-      function deliver(event) {
-        each(ssehub.channelOf(event) || channels[0], function (widget) { widget.add(event.data); });
-        eachWidget(channels, function (widget) { widget.setStatus("live"); });
-      }
-      source.addEventListener("message", deliver, false);
-      source.addEventListener("chat", deliver, false);
-      source.addEventListener("ssehub.position", function () {
-        eachWidget(channels, function (widget) { widget.setStatus("live"); });
+    function live() {
+      eachWidget(channels, function (widget) { widget.setStatus("live"); });
+    }
+    ssehub.open("/events?" + query + "&history=" + Math.min(history, 100) + "&wrap=1", function (source, transport) {
+      // With wrap=1 the hub sends every event as a message, {"event": type, "data": data}:
+      // native EventSource only tells listeners about types named in advance.
+      source.addEventListener("message", function (event) {
+        var wrapped = jsonWith(event.data, "event", { event: "message", data: event.data });
+        each(ssehub.channelOf(event) || channels[0], function (widget) {
+          widget.add(wrapped.event, wrapped.data, event.lastEventId);
+        });
+        live();
       }, false);
+      source.addEventListener("ssehub.position", live, false);
       source.addEventListener("ssehub.reset", function (event) {
         each(JSON.parse(event.data).channel, function (widget) {
           while (widget.list.firstChild) {
@@ -253,9 +263,7 @@
           }
         });
       }, false);
-      source.onopen = function () {
-        eachWidget(channels, function (widget) { widget.setStatus("live"); });
-      };
+      source.onopen = live;
       source.onerror = function () {
         // Long-polling ends every response on purpose; only a closed source is trouble.
         var closed = source.readyState === 2;

@@ -31,10 +31,12 @@ from .channels import MAX_CHANNELS_PER_STREAM, check_channel
 from .config import Config
 from .cursor import format_id
 from .hub import Hub
-from .publish import authorize, body_limit, read_messages
+from .limits import StreamLimits
+from .proxies import TrustedProxies
+from .publish import read_messages
+from .publish_auth import authorize
 from .ratelimit import RateLimiter
-from .signing import sign
-from .stream import MAX_HISTORY, StreamOptions, event_stream
+from .stream import MAX_HISTORY, StreamOptions, event_stream, turned_away
 
 logger = logging.getLogger(__name__)
 
@@ -47,8 +49,10 @@ STREAM_HEADERS = {
 
 # The loader adds ssehub_poll for the polyfill; older polyfills send the others.
 LONG_POLL_MARKERS = ("ssehub_poll", "padding", "evs_preamble", "evs_buffer_size_limit")
-# At least 2 KB, which old IE buffers before showing anything; 2,056 as evs_preamble asks.
-PADDING_BYTES = 2056
+# At least 2 KB, which old IE buffers before showing anything: a comment line of
+# 2,056 bytes as evs_preamble asks, plus the blank line that ends it, which
+# wire.padding counts in its size (issue 9, item 7c).
+PADDING_BYTES = 2056 + 1
 
 
 class SSEHubApp:
@@ -56,9 +60,11 @@ class SSEHubApp:
         self.config = config
         self.broker = broker
         self.hub = Hub(broker, config.client_queue)
+        self.limits = StreamLimits(config.max_streams_per_client, config.max_streams)
         self.secret_key = (config.secret_key or secrets.token_hex(32)).encode()
         self.chat_limiter = RateLimiter(chat.RATE_PER_SECOND, chat.RATE_BURST)
         self.published = 0
+        self._behind_proxies = TrustedProxies(self.wsgi_app, config.trusted_proxies)
         self.url_map = Map(
             [
                 Rule("/", endpoint="index", methods=["GET"]),
@@ -99,7 +105,7 @@ class SSEHubApp:
         name = chat.check_name(chat.fields(request).get("name"))
         response = _json({"name": name})
         response.set_cookie(
-            chat.COOKIE, sign(name, self.secret_key), max_age=chat.COOKIE_MAX_AGE,
+            chat.COOKIE, chat.signed_name(name, self.secret_key), max_age=chat.COOKIE_MAX_AGE,
             httponly=True, samesite="Lax", secure=request.scheme == "https",
         )
         return response
@@ -111,11 +117,14 @@ class SSEHubApp:
             raise Unauthorized("pick a name before posting")
         posted = chat.fields(request)
         default_channel = self.config.chat_channels[0] if self.config.chat_channels else None
-        return self._post_chat(request, author, posted.get("channel", default_channel), posted.get("text"))
+        return self._post_chat(
+            request, author, posted.get("channel", default_channel), posted.get("text"), verified=True
+        )
 
     def on_widget_message(self, request: Request) -> Response:
         """Chat from widgets on other sites: the name comes with the post (no
-        third-party cookies), checked like any name; never the publish token."""
+        third-party cookies), checked like any name but published as not
+        verified, since anyone can send it; never the publish token."""
         origin = request.headers.get("Origin")
         if origin is None or not cors.origin_allowed(request, self.config.allowed_origins):
             raise Forbidden("this site may not post to the hub; add its origin to ALLOWED_ORIGINS")
@@ -124,14 +133,14 @@ class SSEHubApp:
         try:
             posted = chat.json_fields(request)
             author = chat.check_name(posted.get("author"))
-            response = self._post_chat(request, author, posted.get("channel"), posted.get("text"))
+            response = self._post_chat(request, author, posted.get("channel"), posted.get("text"), verified=False)
         except HTTPException as error:
             # The page must be able to read why it was refused.
             response = _error(error)
         response.headers.update(cors.cors_headers(request))
         return response
 
-    def _post_chat(self, request: Request, author: str, channel: object, text: object) -> Response:
+    def _post_chat(self, request: Request, author: str, channel: object, text: object, verified: bool) -> Response:
         if channel not in self.config.chat_channels:
             raise Forbidden(f"chat is not open on {str(channel)[:60]!r}; CHAT_CHANNELS lists where it is")
         text = chat.check_text(text)
@@ -140,7 +149,7 @@ class SSEHubApp:
             wait = self.chat_limiter.retry_after(client)
             raise TooManyRequests(f"slow down: wait {wait} s before posting again", retry_after=wait)
         try:
-            event_id = self.broker.publish(channel, chat.message_data(author, text), chat.CHAT_EVENT)
+            event_id = self.broker.publish(channel, chat.message_data(author, text, verified), chat.CHAT_EVENT)
         except BrokerUnavailable as error:
             return _json({"error": f"chat is unavailable right now: {error}"}, 503)
         self.published += 1
@@ -159,7 +168,14 @@ class SSEHubApp:
             or None
         )
         options = _stream_options(request, self.config)
-        body = event_stream(self.hub, self.broker, channels, last_event_id, options)
+        client = request.remote_addr or "unknown"
+        refused = self.limits.admit(client)
+        if refused is None:
+            stream = event_stream(self.hub, self.broker, channels, last_event_id, options)
+            body = _Released(stream, lambda: self.limits.release(client))
+        else:
+            logger.info("GET /events from %s turned away: %s", client, refused)
+            body = turned_away(refused)
         headers = {**STREAM_HEADERS, **cors.cors_headers(request)}
         if options.long_poll:
             # Old IE caches XHR GETs; IE 8-9's XDomainRequest needs CORS even same-origin.
@@ -169,7 +185,6 @@ class SSEHubApp:
 
     def on_publish(self, request: Request) -> Response:
         authorize(request, self.config.publish_token)
-        request.max_content_length = body_limit(self.config.max_event_bytes)
         messages, is_batch = read_messages(request, self.config.max_event_bytes)
         published = []
         for message in messages:
@@ -209,6 +224,8 @@ class SSEHubApp:
             metrics.Sample("ssehub_published_total", "counter", "Events published through this process.", self.published),
             metrics.Sample("ssehub_deliveries_total", "counter", "Events handed to subscribers' queues.", hub.delivered),
             metrics.Sample("ssehub_evictions_total", "counter", "Subscribers dropped for falling behind.", hub.evictions),
+            metrics.Sample("ssehub_streams_refused_total", "counter", "Streams turned away at a limit.",
+                           self.limits.refused),
             metrics.Sample("ssehub_broker_up", "gauge", "1 when the broker is reachable.", broker_up),
         ])
         return Response(text, mimetype="text/plain", content_type="text/plain; version=0.0.4; charset=utf-8")
@@ -236,12 +253,13 @@ class SSEHubApp:
             return _error(InternalServerError("the hub hit an internal error; it has been logged"))
 
     def wsgi_app(self, environ, start_response):
+        """The app itself; __call__ runs it behind TrustedProxies."""
         request = Request(environ)
         response = self.dispatch_request(request)
         return response(environ, start_response)
 
     def __call__(self, environ, start_response):
-        return self.wsgi_app(environ, start_response)
+        return self._behind_proxies(environ, start_response)
 
     def shutdown(self) -> None:
         """End every open stream; browsers reconnect, to another process if there is one."""
@@ -249,6 +267,26 @@ class SSEHubApp:
 
     def close(self) -> None:
         self.broker.close()
+
+
+class _Released:
+    """A response body that calls `release` when the server closes it, even
+    if it never started (a generator's own `finally` would not run then)."""
+
+    def __init__(self, body, release):
+        self._body = body
+        self._release = release
+
+    def __iter__(self):
+        return self._body
+
+    def close(self) -> None:
+        try:
+            self._body.close()
+        finally:
+            release, self._release = self._release, None
+            if release is not None:
+                release()
 
 
 def create_app(config: Config, broker: Broker | None = None) -> SSEHubApp:
@@ -293,6 +331,7 @@ def _stream_options(request: Request, config: Config) -> StreamOptions:
         long_poll=any(name in args for name in LONG_POLL_MARKERS),
         padding=padding,
         history=int(history),
+        wrap="wrap" in args,
     )
 
 

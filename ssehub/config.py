@@ -8,6 +8,7 @@ can stop with that one line.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 from typing import Mapping
 from urllib.parse import urlsplit
 
@@ -27,7 +28,9 @@ class Config:
     # Unset: the embedded in-memory broker (one process, history lost on
     # restart). redis:// or rediss:// selects the Redis broker.
     redis_url: str | None = None
-    # Bearer token for POST /publish. Unset: only loopback clients may publish.
+    # Bearer token for POST /publish. Unset: only requests made directly on
+    # this machine may publish (loopback, no proxy, not from a web page of
+    # another site); see publish_auth.authorize.
     publish_token: str | None = None
     # Signs the chat name cookie. Unset: a random key per process (names are
     # forgotten on restart, and differ between processes; set it when scaling out).
@@ -49,6 +52,22 @@ class Config:
     # Events buffered for one subscriber before it is dropped as too slow
     # (it then resumes by id). Default 1000.
     client_queue: int = 1000
+    # Peers (addresses or networks, or * for any) whose X-Forwarded-For,
+    # -Proto, -Host and -Port headers are believed. Default: none, so behind
+    # a proxy or PaaS router every client shares the proxy's address.
+    trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
+    # Seconds a client has to send a whole request head (slowloris); also how
+    # long an idle keep-alive connection stays open. Default 60.
+    request_head_timeout: float = 60.0
+    # Seconds one write to a client may take before it is dropped (a
+    # subscriber that stopped reading). Default 60.
+    write_timeout: float = 60.0
+    # Open streams per client address; past it /events answers 200 with
+    # retry: and ends. Default 100; 0 turns it off.
+    max_streams_per_client: int = 100
+    # Open streams in this process (also capped by the open-file limit).
+    # Default 10000.
+    max_streams: int = 10_000
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> "Config":
@@ -57,7 +76,7 @@ class Config:
             port=_int(env, "PORT", cls.port, low=1, high=65535),
             host=env.get("HOST", cls.host).strip() or cls.host,
             redis_url=_redis_url(env),
-            publish_token=env.get("PUBLISH_TOKEN") or None,
+            publish_token=_publish_token(env),
             secret_key=_secret_key(env),
             chat_channels=_chat_channels(env),
             allowed_origins=_origins(env),
@@ -66,6 +85,11 @@ class Config:
             retry_ms=_int(env, "RETRY_MS", cls.retry_ms, low=0, high=3_600_000),
             max_event_bytes=_int(env, "MAX_EVENT_BYTES", cls.max_event_bytes, low=1, high=16 * 2**20),
             client_queue=_int(env, "CLIENT_QUEUE", cls.client_queue, low=1, high=1_000_000),
+            trusted_proxies=_networks(env, "TRUSTED_PROXIES"),
+            request_head_timeout=_float(env, "REQUEST_HEAD_TIMEOUT", cls.request_head_timeout),
+            write_timeout=_float(env, "WRITE_TIMEOUT", cls.write_timeout),
+            max_streams_per_client=_int(env, "MAX_STREAMS_PER_CLIENT", cls.max_streams_per_client, low=0, high=10**6),
+            max_streams=_int(env, "MAX_STREAMS", cls.max_streams, low=1, high=10**7),
         )
 
 
@@ -107,6 +131,24 @@ def _redis_url(env: Mapping[str, str]) -> str | None:
     except ValueError:
         raise ConfigError("REDIS_URL has a port that is not a number from 0 to 65535") from None
     return raw
+
+
+def _publish_token(env: Mapping[str, str]) -> str | None:
+    raw = env.get("PUBLISH_TOKEN", "")
+    if raw and raw != raw.strip():
+        # A token pasted with its newline would start fine and refuse every publish.
+        raise ConfigError("PUBLISH_TOKEN has leading or trailing whitespace (a newline?); remove it")
+    return raw or None
+
+
+def _networks(env: Mapping[str, str], name: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    entries = [entry.strip() for entry in env.get(name, "").split(",") if entry.strip()]
+    if entries == ["*"]:
+        return (ipaddress.ip_network("0.0.0.0/0"), ipaddress.ip_network("::/0"))
+    try:
+        return tuple(ipaddress.ip_network(entry, strict=False) for entry in entries)
+    except ValueError as error:
+        raise ConfigError(f"{name}: {error}; list addresses or networks like 10.0.0.0/8, or * for any") from None
 
 
 def _secret_key(env: Mapping[str, str]) -> str | None:

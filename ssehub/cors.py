@@ -2,22 +2,32 @@
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
+import re
 
 from werkzeug.wrappers import Request, Response
+
+# One serialised origin (RFC 6454 §6.2), scheme://host[:port], or "null". A folded
+# header, a list, a path or a stray character is not one: it is never allowed
+# nor echoed back (issue 9).
+_ORIGIN = re.compile(r"[a-z][a-z0-9+.-]*://(?P<host>(?:[a-z0-9._~-]+|\[[0-9a-f:.]+\])(?::[0-9]{1,5})?)/?|null", re.I)
 
 
 def is_same_origin(request: Request, origin: str) -> bool:
     # Compare host only: behind a TLS-terminating router the scheme we see differs.
-    return urlsplit(origin).netloc.lower() == request.host.lower()
+    match = _ORIGIN.fullmatch(origin)
+    host = match["host"] if match else None  # None for "null" too
+    return host is not None and host.lower() == request.host.lower()
 
 
 def origin_allowed(request: Request, allowed: tuple[str, ...]) -> bool:
-    """True when the request has no Origin, is same-origin, or its origin is allowed."""
+    """True when the request has no Origin, is same-origin, or its origin is allowed;
+    never when the Origin header is not one origin."""
     origin = request.headers.get("Origin")
-    if origin is None or is_same_origin(request, origin):
+    if origin is None:
         return True
-    return "*" in allowed or origin.rstrip("/") in allowed
+    if _ORIGIN.fullmatch(origin) is None:
+        return False
+    return is_same_origin(request, origin) or "*" in allowed or origin.rstrip("/") in allowed
 
 
 def cors_headers(request: Request) -> dict[str, str]:

@@ -5,6 +5,8 @@ Brokers create these; the hub fans the same bytes out to every subscriber.
 
 from __future__ import annotations
 
+import json
+
 from . import wire
 from .cursor import EventId, format_id
 
@@ -12,7 +14,7 @@ from .cursor import EventId, format_id
 class Event:
     """An event on one channel with its id and its ready-made SSE frame."""
 
-    __slots__ = ("channel", "id", "type", "data", "frame", "_id_length")
+    __slots__ = ("channel", "id", "type", "data", "frame", "_id_length", "_wrapped")
 
     def __init__(self, channel: str, event_id: EventId, data: str, type: str | None = None):
         self.channel = channel
@@ -23,6 +25,16 @@ class Event:
         self._id_length = len(id_line)
         # The frame for a one-channel stream, whose cursor is the bare id.
         self.frame = id_line + wire.event_body(data, type)
+        self._wrapped: Event | None = None
+
+    def wrapped(self) -> "Event":
+        """This event unnamed, `{"event": type, "data": data}` as its data, for
+        clients that cannot name every type in advance (native EventSource only
+        dispatches named events to listeners for that name). Built once."""
+        if self._wrapped is None:
+            body = json.dumps({"event": self.type or "message", "data": self.data}, ensure_ascii=False)
+            self._wrapped = Event(self.channel, self.id, body)
+        return self._wrapped
 
     def frame_with_cursor(self, cursor: str) -> bytes:
         """The frame for a several-channel stream: same body, that stream's cursor as id."""

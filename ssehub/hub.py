@@ -79,6 +79,8 @@ class Hub:
         self._queue_size = queue_size
         self._feeds: dict[str, _Feed] = {}
         self._closing = False
+        # Kept as counts so /metrics and /readyz cost O(1) (issue 9).
+        self.subscriber_count = 0
         self.evictions = 0
         self.delivered = 0
         broker.start(self.dispatch, self.resync)
@@ -96,8 +98,9 @@ class Hub:
             for channel in subscription.channels:
                 self._join(channel, subscription)
         except BaseException:
-            self.unsubscribe(subscription)
+            self._leave(subscription)
             raise
+        self.subscriber_count += 1
         return subscription
 
     def _join(self, channel: str, subscription: Subscription) -> None:
@@ -120,6 +123,11 @@ class Hub:
         feed.listening.set(True)
 
     def unsubscribe(self, subscription: Subscription) -> None:
+        """Release a subscription that `subscribe` returned."""
+        self.subscriber_count -= 1
+        self._leave(subscription)
+
+    def _leave(self, subscription: Subscription) -> None:
         for channel in subscription.channels:
             feed = self._feeds.get(channel)
             if feed is None or subscription not in feed.subscribers:
@@ -156,10 +164,6 @@ class Hub:
         for feed in tuple(self._feeds.values()):
             for subscription in tuple(feed.subscribers):
                 subscription.end()
-
-    @property
-    def subscriber_count(self) -> int:
-        return len({s for feed in self._feeds.values() for s in feed.subscribers})
 
     @property
     def channel_count(self) -> int:

@@ -8,15 +8,12 @@ type, and not a lone surrogate anywhere.
 from __future__ import annotations
 
 import dataclasses
-import hmac
-import ipaddress
 import json
 
-from werkzeug.datastructures import WWWAuthenticate
-from werkzeug.exceptions import BadRequest, Forbidden, RequestEntityTooLarge, Unauthorized, UnsupportedMediaType
+from werkzeug.exceptions import BadRequest, RequestEntityTooLarge, UnsupportedMediaType
 from werkzeug.wrappers import Request
 
-from . import wire
+from . import bodies, wire
 from .channels import check_channel
 
 MAX_BATCH = 100
@@ -34,26 +31,9 @@ class Message:
     event: str | None = None
 
 
-def body_limit(max_event_bytes: int) -> int:
+def _body_limit(max_event_bytes: int) -> int:
     """Largest request body: room for JSON escaping of one full-size event, or a batch."""
     return 8 * max_event_bytes + 65536
-
-
-def authorize(request: Request, token: str | None) -> None:
-    """Bearer token, compared in constant time; without one, loopback clients only."""
-    if token is None:
-        if not _is_loopback(request.remote_addr):
-            raise Forbidden(
-                "publishing is allowed only from this machine while PUBLISH_TOKEN is unset; "
-                "set PUBLISH_TOKEN and send Authorization: Bearer <token>"
-            )
-        return
-    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), token.encode()):
-        raise Unauthorized(
-            "send the publish token as Authorization: Bearer <PUBLISH_TOKEN>",
-            www_authenticate=WWWAuthenticate("bearer", {"realm": "ssehub publish"}),
-        )
 
 
 def read_messages(request: Request, max_event_bytes: int) -> tuple[list[Message], bool]:
@@ -62,10 +42,11 @@ def read_messages(request: Request, max_event_bytes: int) -> tuple[list[Message]
     Raises an HTTPException saying what to fix.
     """
     if request.mimetype == "application/json":
-        body = _json_body(request)
+        body = _json_body(bodies.read(request, _body_limit(max_event_bytes)))
         is_batch = isinstance(body, list)
         items = body if is_batch else [body]
     elif request.mimetype in _FORMS:
+        bodies.read(request, _body_limit(max_event_bytes))  # request.form parses what this read
         is_batch = False
         items = [request.form.to_dict()]
     else:
@@ -77,9 +58,11 @@ def read_messages(request: Request, max_event_bytes: int) -> tuple[list[Message]
     return messages, is_batch
 
 
-def _json_body(request: Request) -> object:
+def _json_body(raw: bytes) -> object:
     try:
-        body = json.loads(request.get_data(cache=False))
+        body = bodies.loads(raw)
+    except bodies.NestedTooDeep as error:
+        raise BadRequest(str(error)) from None
     except ValueError as error:
         raise BadRequest(f"the body is not valid JSON: {error}") from None
     if isinstance(body, list) and not body:
@@ -131,10 +114,3 @@ def _event_type(event: object, where: str) -> str | None:
     if event.startswith(RESERVED_PREFIX):
         raise BadRequest(f"{where}event types starting with {RESERVED_PREFIX!r} are reserved for the hub")
     return event
-
-
-def _is_loopback(address: str | None) -> bool:
-    try:
-        return ipaddress.ip_address(address or "").is_loopback
-    except ValueError:
-        return False

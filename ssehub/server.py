@@ -6,15 +6,19 @@ elsewhere, waits a few seconds for them to finish, and returns exit status 0.
 
 from __future__ import annotations
 
+import errno
 import logging
 import resource
 import signal
+import socket
 
 import gevent
 import gevent.pool
 from gevent.pywsgi import WSGIServer
 
 from .app import SSEHubApp
+from .config import Config, ConfigError
+from .framing import StrictFramingHandler
 
 logger = logging.getLogger(__name__)
 
@@ -47,25 +51,72 @@ def raise_open_file_limit() -> int:
     return soft
 
 
+class TimedHandler(StrictFramingHandler):
+    """pywsgi's handler with two deadlines (issue 9): a whole request head
+    within `head_timeout` (slowloris), each write within `write_timeout` (a
+    client that stopped reading is dropped, and its stream released)."""
+
+    head_timeout = Config.request_head_timeout
+    write_timeout = Config.write_timeout
+
+    def handle_one_request(self):
+        self._head_deadline = gevent.Timeout.start_new(self.head_timeout, socket.timeout("request head too slow"))
+        try:
+            return super().handle_one_request()
+        finally:
+            self._head_deadline.cancel()
+
+    def handle_one_response(self):
+        self._head_deadline.cancel()
+        self.socket.settimeout(self.write_timeout)
+        return super().handle_one_response()
+
+
+def wsgi_server(application, config: Config, address: tuple[str, int], **options) -> WSGIServer:
+    """pywsgi serving `application` with the deadlines from `config`."""
+    handler = type("Handler", (TimedHandler,), {
+        "head_timeout": config.request_head_timeout, "write_timeout": config.write_timeout,
+    })
+    return WSGIServer(address, application, handler_class=handler, **options)
+
+
 def serve(app: SSEHubApp) -> int:
-    """Serve until SIGTERM or SIGINT; return the exit status."""
+    """Serve until SIGTERM or SIGINT; return the exit status.
+
+    Raises ConfigError when HOST and PORT cannot be listened on.
+    """
     config = app.config
     files = raise_open_file_limit()
+    if files - SPARE_FILES < config.max_streams:
+        app.limits.total = max(1, files - SPARE_FILES)
     handlers = gevent.pool.Pool()
-    server = WSGIServer(
-        (config.host, config.port),
-        app,
+    server = wsgi_server(
+        app, config, (config.host, config.port),
         spawn=handlers,
         backlog=2048,
         log=logging.getLogger("ssehub.access"),
         error_log=logging.getLogger("ssehub.server"),
     )
-    server.start()
+    try:
+        server.start()
+    except OSError as error:
+        app.close()
+        if error.errno == errno.EADDRINUSE:
+            raise ConfigError(f"PORT={config.port} is in use; stop what holds it or set PORT to a free port") from None
+        raise ConfigError(
+            f"HOST={config.host} cannot be listened on ({error.strerror or error}); "
+            "set HOST to an address of this machine, such as 0.0.0.0 or 127.0.0.1"
+        ) from None
     host, port = server.address[:2]
-    logger.info("ssehub listening on http://%s:%d (open-file limit %d)", host, port, files)
+    logger.info("ssehub listening on http://%s:%d (open-file limit %d, at most %d streams)",
+                host, port, files, app.limits.total)
     logger.info("broker: %s", app.broker.description)
     if config.publish_token is None:
-        logger.warning("PUBLISH_TOKEN is unset: only clients on this machine (loopback) may publish")
+        logger.warning(
+            "PUBLISH_TOKEN is unset: ANYONE WHO CAN RUN A PROGRAM ON THIS MACHINE MAY PUBLISH. Requests "
+            "through a proxy, from other machines or from web pages of other sites are refused; "
+            "set PUBLISH_TOKEN before putting the hub behind a proxy or on a network"
+        )
     if config.secret_key is None and config.chat_channels:
         logger.warning("SECRET_KEY is unset: chat names last until this process restarts; set it when scaling out")
 

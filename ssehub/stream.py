@@ -45,6 +45,12 @@ class StreamOptions:
     padding: int = 0
     # With no id to resume from: send the last this-many events per channel first.
     history: int = 0
+    # Send every event unnamed, its type in the data (see Event.wrapped).
+    wrap: bool = False
+
+
+# Streams turned away at a limit come back after this, not at once.
+TURNED_AWAY_RETRY_MS = 10_000
 
 
 class _HistoryMoved(Exception):
@@ -87,7 +93,7 @@ def event_stream(
             if not events:
                 yield wire.HEARTBEAT
                 continue
-            chunk = b"".join(_frames(events, positions))
+            chunk = b"".join(_frames(events, positions, options.wrap))
             if chunk:
                 yield chunk
                 if options.long_poll:
@@ -97,6 +103,11 @@ def event_stream(
     finally:
         hub.unsubscribe(subscription)
         logger.debug("stream on %s ended", ",".join(channels))
+
+
+def turned_away(reason: str) -> Iterator[bytes]:
+    """The whole body for a stream refused at a limit: 200, come back later (DESIGN)."""
+    yield wire.retry(TURNED_AWAY_RETRY_MS) + wire.comment(f"{reason}; reconnect later")
 
 
 def _resume(
@@ -124,7 +135,7 @@ def _resume(
     if options.long_poll:
         merged = itertools.islice(merged, REPLAY_PAGE)
     for events in _batches(merged):
-        yield b"".join(_frames(events, positions))
+        yield b"".join(_frames(events, positions, options.wrap))
         sent += len(events)
     return sent
 
@@ -144,7 +155,7 @@ def _start_fresh(
                 positions[events[0].channel] = _before(events[0].id)
     merged = list(heapq.merge(*recent, key=lambda event: event.id))
     if merged:
-        yield b"".join(_frames(merged, positions))
+        yield b"".join(_frames(merged, positions, options.wrap))
         return len(merged)
     cursor = format_cursor(positions, channels[0])
     yield wire.encode_event("", POSITION_EVENT, cursor) if options.long_poll else wire.id_only(cursor)
@@ -182,11 +193,13 @@ def _batches(events: Iterable[Event], max_bytes: int = REPLAY_PAGE_BYTES) -> Ite
         yield batch
 
 
-def _frames(events: list[Event], positions: dict[str, EventId]) -> Iterator[bytes]:
+def _frames(events: list[Event], positions: dict[str, EventId], wrap: bool = False) -> Iterator[bytes]:
     """Frames for events not yet sent on this stream, advancing `positions`."""
     single = len(positions) == 1
     for event in events:
         if event.id <= positions[event.channel]:
             continue
         positions[event.channel] = event.id
+        if wrap:
+            event = event.wrapped()
         yield event.frame if single else event.frame_with_cursor(format_cursor(positions, event.channel))

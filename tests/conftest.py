@@ -16,10 +16,10 @@ import time  # noqa: E402
 import gevent.pool  # noqa: E402
 import pytest  # noqa: E402
 import webtest  # noqa: E402
-from gevent.pywsgi import WSGIServer  # noqa: E402
 
 from ssehub.app import create_app  # noqa: E402
 from ssehub.config import Config  # noqa: E402
+from ssehub.server import wsgi_server  # noqa: E402
 import tests.hypothesis_profiles  # noqa: E402,F401  (profiles before any test module's settings)
 from tests.redis_server import RedisServer  # noqa: E402
 from tests.sse import StreamReader  # noqa: E402
@@ -67,7 +67,8 @@ class LiveServer:
     def __init__(self, app, wrapper=None):
         self.app = app
         self.handlers = gevent.pool.Pool()
-        self.server = WSGIServer(("127.0.0.1", 0), wrapper(app) if wrapper else app, spawn=self.handlers, log=None)
+        application = wrapper(app) if wrapper else app
+        self.server = wsgi_server(application, app.config, ("127.0.0.1", 0), spawn=self.handlers, log=None)
         self.server.start()
         self.port = self.server.server_port
         self.url = f"http://127.0.0.1:{self.port}"

@@ -179,3 +179,23 @@ def test_over_long_messages_and_bursts_are_refused_with_a_clear_message(live, br
     browser.wait_until("document.getElementById('notice').textContent.indexOf('slow down') === 0")
     assert notice(browser).startswith("slow down: wait")
     browser.screenshot(os.path.join(ARTIFACTS, "chat-refused.png"))
+
+
+def test_the_demo_marks_names_it_did_not_sign_as_guests(live, browsers):
+    server = live(secret_key="k" * 32)
+    ada = browsers()
+    open_demo(ada, server, "EventSource")
+    join(ada, "Ada")
+    post(ada, "signed by the hub")
+    ada.wait_until(f"{MESSAGES}.length === 1")
+    # What anyone can send with curl: the hub's own Origin and any name, no cookie.
+    status, _ = server.request("POST", "/widget/messages", {"channel": "chat", "author": "Ada", "text": "not Ada"},
+                               headers={"Origin": server.url})
+    assert status == 201
+    ada.wait_until(f"{MESSAGES}.length === 2")
+    rows = ada.run("return Array.prototype.map.call(document.querySelectorAll('#messages .message'), function (m) {"
+                   " var guest = m.querySelector('.message-guest');"
+                   " return [m.querySelector('.message-author').textContent, guest && guest.textContent,"
+                   " m.className.indexOf('message-mine') !== -1]; });")
+    assert rows == [["Ada", None, True], ["Ada", "guest", False]]
+    ada.screenshot(os.path.join(ARTIFACTS, "chat-guest.png"))

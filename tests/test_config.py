@@ -1,3 +1,5 @@
+import ipaddress
+
 import pytest
 
 from ssehub.config import Config, ConfigError
@@ -24,6 +26,11 @@ def test_every_setting_is_read():
             "RETRY_MS": "500",
             "MAX_EVENT_BYTES": "1024",
             "CLIENT_QUEUE": "10",
+            "TRUSTED_PROXIES": "10.0.0.0/8, 127.0.0.1",
+            "REQUEST_HEAD_TIMEOUT": "5",
+            "WRITE_TIMEOUT": "7.5",
+            "MAX_STREAMS_PER_CLIENT": "0",
+            "MAX_STREAMS": "500",
         }
     )
     assert config == Config(
@@ -39,6 +46,11 @@ def test_every_setting_is_read():
         retry_ms=500,
         max_event_bytes=1024,
         client_queue=10,
+        trusted_proxies=(ipaddress.ip_network("10.0.0.0/8"), ipaddress.ip_network("127.0.0.1/32")),
+        request_head_timeout=5.0,
+        write_timeout=7.5,
+        max_streams_per_client=0,
+        max_streams=500,
     )
 
 
@@ -53,6 +65,12 @@ def test_every_setting_is_read():
         ({"MAX_EVENT_BYTES": "-5"}, "MAX_EVENT_BYTES"),
         ({"SECRET_KEY": "short"}, "SECRET_KEY"),
         ({"CHAT_CHANNELS": "ok, not ok"}, "CHAT_CHANNELS"),
+        ({"PUBLISH_TOKEN": "s3cret-token\n"}, "PUBLISH_TOKEN"),
+        ({"PUBLISH_TOKEN": "   "}, "PUBLISH_TOKEN"),
+        ({"TRUSTED_PROXIES": "10.0.0.0/33"}, "TRUSTED_PROXIES"),
+        ({"TRUSTED_PROXIES": "router.internal"}, "TRUSTED_PROXIES"),
+        ({"REQUEST_HEAD_TIMEOUT": "0"}, "REQUEST_HEAD_TIMEOUT"),
+        ({"MAX_STREAMS": "0"}, "MAX_STREAMS"),
     ],
 )
 def test_a_bad_value_names_the_variable(env, name):
@@ -62,3 +80,8 @@ def test_a_bad_value_names_the_variable(env, name):
 
 def test_chat_can_be_turned_off():
     assert Config.from_env({"CHAT_CHANNELS": ""}).chat_channels == ()
+
+
+def test_trusted_proxies_star_trusts_every_peer():
+    networks = Config.from_env({"TRUSTED_PROXIES": "*"}).trusted_proxies
+    assert all(any(ipaddress.ip_address(a) in n for n in networks) for a in ("203.0.113.7", "2001:db8::1"))

@@ -4,6 +4,8 @@ import http.client
 import json
 import socket
 
+import webtest
+
 from ssehub.cursor import parse_cursor
 
 
@@ -170,4 +172,24 @@ def test_metrics_report_subscribers_publishes_deliveries_and_the_broker(live):
     assert values == {
         "ssehub_subscribers": "3", "ssehub_channels": "1", "ssehub_published_total": "1",
         "ssehub_deliveries_total": "3", "ssehub_evictions_total": "0", "ssehub_broker_up": "1",
+        "ssehub_streams_refused_total": "0",
     }
+
+
+
+def test_wrap_sends_every_event_unnamed_with_its_type_in_the_data(make_app):
+    app = make_app()
+    greet = app.broker.publish("news", "hello\nworld", "greet")
+    plain = app.broker.publish("news", "plain")
+    body = webtest.TestApp(app).get("/events?channel=news&history=2&wrap=1&ssehub_poll=1").body
+    assert body.endswith(
+        b"id: %d-%d\n" % greet + b'data: {"event": "greet", "data": "hello\\nworld"}\n\n'
+        + b"id: %d-%d\n" % plain + b'data: {"event": "message", "data": "plain"}\n\n'
+    )
+
+
+def test_without_wrap_the_wire_format_is_unchanged(make_app):
+    app = make_app()
+    greet = app.broker.publish("news", "hi", "greet")
+    body = webtest.TestApp(app).get("/events?channel=news&history=1&ssehub_poll=1").body
+    assert body.endswith(b"id: %d-%d\nevent: greet\ndata: hi\n\n" % greet)

@@ -56,7 +56,7 @@ def hubs():
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "SIGKILL"])
 def test_a_hub_restarted_under_a_thousand_resuming_subscribers_loses_nothing(hubs, clean_redis, signum):
-    env = {"REDIS_URL": clean_redis.url, "HEARTBEAT_SECONDS": "1", "RETRY_MS": "200"}
+    env = {"REDIS_URL": clean_redis.url, "HEARTBEAT_SECONDS": "1", "RETRY_MS": "200", "MAX_STREAMS_PER_CLIENT": "0"}
     hub = hubs(env=env)
     subscribers = [ResumingSubscriber("127.0.0.1", hub.port, "/events?channel=news") for _ in range(SUBSCRIBERS)]
     try:

@@ -13,7 +13,7 @@ def test_long_poll_sends_padding_retry_and_the_right_headers(live):
     server = live()
     reader = server.stream("channel=news&padding=true")
     reader.read_until(lambda r: r.messages)
-    assert reader.raw.startswith(b":" + b" " * 2053 + b"\n\nretry: 1000\n\n")
+    assert reader.raw.startswith(b":" + b" " * 2054 + b"\n\nretry: 1000\n\n")
     assert reader.headers["Cache-Control"] == "no-store, no-cache"
     assert reader.headers["Access-Control-Allow-Origin"] == "*"
 

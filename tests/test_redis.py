@@ -41,7 +41,7 @@ def test_unreachable_redis_at_start_is_not_ready_refuses_publishes_then_recovers
 
 def test_redis_connections_do_not_grow_with_subscribers(live, clean_redis):
     """One pub/sub connection and a fixed command pool, never a connection per browser."""
-    server = live(redis_url=clean_redis.url, heartbeat_seconds=5)
+    server = live(redis_url=clean_redis.url, heartbeat_seconds=5, max_streams_per_client=0)
     server.stream("channel=news").read_until(lambda r: r.parser.last_event_id)
     wait_for(lambda: server.app.broker._listener.connected, message="pub/sub connected")
     with_one = len(hub_clients(clean_redis))

@@ -108,7 +108,7 @@ def test_history_lost_and_begun_anew_within_a_millisecond_is_announced_to_open_s
 
 
 def test_subscribing_replaying_and_reading_heads_of_new_channels_create_no_keys(live, clean_redis):
-    server = live(redis_url=clean_redis.url, heartbeat_seconds=5)
+    server = live(redis_url=clean_redis.url, heartbeat_seconds=5, max_streams_per_client=0)
     client = clean_redis.client()
     queries = [f"channel=new{n}&channel=new{n + 500}&history=3" for n in range(500)]
 

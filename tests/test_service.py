@@ -5,12 +5,14 @@ import json
 import os
 import resource
 import signal
+import socket
 import subprocess
 import sys
 
 import pytest
 
 from tests.conftest import wait_for
+from tests.redis_server import free_port
 from tests.service_process import ROOT, Service
 from tests.sse import StreamReader
 
@@ -61,20 +63,37 @@ def test_a_signal_ends_open_streams_and_exits_zero(service, signum):
         ("CLIENT_QUEUE", "0"),
         ("REDIS_URL", "http://localhost"),
         ("ALLOWED_ORIGINS", "example.com"),
+        ("PUBLISH_TOKEN", "s3cret-token\n"),
+        ("PUBLISH_TOKEN", "   "),
+        ("TRUSTED_PROXIES", "the-router"),
+        ("HOST", "no-such-host.invalid"),
+        ("HOST", "192.0.2.1"),
+        ("PORT", "in use"),
     ],
 )
 def test_a_bad_setting_stops_the_start_with_one_line_naming_it(name, value):
-    result = subprocess.run(
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        if value == "in use":
+            env = {"HOST": "127.0.0.1", "PORT": str(taken.getsockname()[1])}
+        else:
+            env = {"HOST": "127.0.0.1", "PORT": str(free_port()), name: value}
+        result = _run_service(env)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"ssehub: {name}"), result.stderr
+
+
+def _run_service(env):
+    return subprocess.run(
         [sys.executable, "service.py"],
         cwd=ROOT,
-        env={"PATH": os.environ["PATH"], name: value},
+        env={"PATH": os.environ["PATH"], **env},
         capture_output=True,
         text=True,
         timeout=30,
     )
-    assert result.returncode == 2
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith(f"ssehub: {name}"), result.stderr
 
 
 def test_a_low_open_file_limit_is_raised_or_reported(service):

@@ -1,11 +1,15 @@
 """The embeddable widget on a page of another origin, in headless Chromium."""
 
+import http.client
+import json
 import os
+import time
 
 import gevent.pool
 import pytest
 from gevent.pywsgi import WSGIServer
 
+from ssehub.brokers.memory import MemoryBroker
 from tests.conftest import wait_for
 from tests.test_browser import ARTIFACTS, NO_EVENTSOURCE, browsers, driver  # noqa: F401 (fixtures)
 
@@ -43,9 +47,10 @@ for (var i = 0; i < hosts.length; i += 1) {
 
 
 class HostSite:
-    """A page on another origin (another port) that embeds two widgets of the hub."""
+    """A page on another origin (another port) that embeds widgets of the hub."""
 
-    def __init__(self):
+    def __init__(self, page=HOST_PAGE):
+        self.page = page
         self.hub_url = None
         self.server = WSGIServer(("127.0.0.1", 0), self.app, spawn=gevent.pool.Pool(), log=None)
         self.server.start()
@@ -53,7 +58,7 @@ class HostSite:
 
     def app(self, environ, start_response):
         start_response("200 OK", [("Content-Type", "text/html; charset=utf-8")])
-        return [HOST_PAGE.format(hub=self.hub_url).encode()]
+        return [self.page.format(hub=self.hub_url).encode()]
 
 
 class Recorder:
@@ -74,10 +79,11 @@ def site(live):
     """A hub and a host page on another origin; `allowed` says whether the hub lets it in."""
     started = []
 
-    def start(allowed=True):
-        host = HostSite()
+    def start(allowed=True, page=HOST_PAGE, broker=None):
+        host = HostSite(page)
         recorder = {}
         hub = live(
+            broker,
             wrapper=lambda app: recorder.setdefault("r", Recorder(app)),
             secret_key="k" * 32,
             allowed_origins=(host.url,) if allowed else ("https://only-this.example",),
@@ -188,3 +194,113 @@ def test_a_page_on_a_disallowed_origin_gets_nothing(site, browsers):  # noqa: F8
     wait_for(lambda: widget(browser, "Chat", "return root.querySelector('.ssehub-w-notice').textContent;"),
              message="the post to fail")
     assert [e.data for e in hub.app.broker.recent("chat", 10)] == []
+
+
+def column(browser, title, name):
+    """The text of every `.ssehub-w-<name>` in the widget, in list order."""
+    return widget(browser, title, "return Array.prototype.map.call(root.querySelectorAll('.ssehub-w-' + args[1]),"
+                                  " function (e) { return e.textContent; });", name)
+
+
+def signed_post(hub, name, text):
+    """Post as the demo page does: pick a name, then post with the cookie the hub signed."""
+    connection = http.client.HTTPConnection("127.0.0.1", hub.port, timeout=5)
+    json_type = {"Content-Type": "application/json"}
+    connection.request("POST", "/chat/name", json.dumps({"name": name}), json_type)
+    joined = connection.getresponse()
+    joined.read()
+    cookie = joined.getheader("Set-Cookie").split(";")[0]
+    connection.request("POST", "/chat/messages", json.dumps({"text": text}), {**json_type, "Cookie": cookie})
+    assert connection.getresponse().status == 201
+    connection.close()
+
+
+def test_the_widget_marks_names_the_hub_did_not_sign_as_guests(site, browsers):  # noqa: F811
+    hub, host, _ = site()
+    browser = browsers()
+    browser.get(host.url + "/")
+    wait_for(lambda: status(browser, "Chat") == "live", timeout=20, interval=0.05, message="chat live")
+    signed_post(hub, "Ada", "signed by the hub")
+    chat_post(browser, "Ada", "typed into a widget")
+    shows(browser, "Chat", ["typed into a widget", "signed by the hub"])
+    assert column(browser, "Chat", "author") == ["Ada", "Ada"]
+    marks = widget(browser, "Chat", "return Array.prototype.map.call(root.querySelectorAll('.ssehub-w-meta'),"
+                                    " function (m) { var g = m.querySelector('.ssehub-w-guest');"
+                                    " return g && g.textContent; });")
+    assert marks == ["guest", None]
+    browser.screenshot(os.path.join(ARTIFACTS, "widget-guest.png"))
+
+
+TYPES_PAGE = """<!DOCTYPE html>
+<html><head><meta charset="utf-8"><title>Event types</title></head>
+<body>
+  <script async src="{hub}/widget.js" data-channel="news" data-title="Everything" data-order="newest-last"></script>
+  <script async src="{hub}/widget.js" data-channel="news" data-title="Greetings" data-order="newest-last"
+          data-events="greet, alert"></script>
+</body></html>
+"""
+
+
+@pytest.mark.parametrize("transport, before_page", [("native", []), ("polyfill", [NO_EVENTSOURCE])])
+def test_a_widget_shows_every_event_type_unless_data_events_picks_some(
+    site, browsers, transport, before_page  # noqa: F811
+):
+    hub, host, _ = site(page=TYPES_PAGE)
+    hub.publish("news", "hello\nworld", event="greet")  # the README's example, from history
+    browser = browsers(*before_page)
+    browser.get(host.url + "/")
+    wait_for(lambda: status(browser, "Greetings") == "live", timeout=20, interval=0.05, message="widgets live")
+    hub.publish("news", "plain")
+    hub.publish("news", "fire", event="alert")
+    hub.publish("news", {"author": "Ada", "text": "a chat line", "time": "2026-11-23T22:30:00+00:00"}, event="chat")
+    hub.publish("news", "welcome back", event="greet")
+    shows(browser, "Everything", ["hello\nworld", "plain", "fire", "a chat line", "welcome back"])
+    shows(browser, "Greetings", ["hello\nworld", "fire", "welcome back"])
+    assert column(browser, "Everything", "author") == ["Ada"]
+
+
+def test_history_items_show_when_each_event_was_published_not_when_the_page_loaded(site, browsers):  # noqa: F811
+    three_hours_ago = MemoryBroker(1000, clock=lambda: time.time() - 3 * 3600)
+    hub, host, _ = site(broker=three_hours_ago)
+    published = [hub.publish("news", f"old {n}") for n in range(2)]
+    browser = browsers()
+    browser.get(host.url + "/")
+    shows(browser, "Newsroom", ["old 0", "old 1"])
+    clock = ("var d = new Date(arguments[0]);"
+             "return d.getHours() + ':' + (d.getMinutes() < 10 ? '0' : '') + d.getMinutes();")
+    expected = [browser.run(clock, int(event_id.split("-")[0])) for event_id in published]
+    assert column(browser, "Newsroom", "time") == expected
+    assert browser.run(clock, int(time.time() * 1000)) not in expected
+
+
+NARROW_PAGE = """<!DOCTYPE html>
+<html><head><meta charset="utf-8"><title>A narrow column</title></head>
+<body style="margin: 8px">
+  <div style="width: 200px" id="column"></div>
+  <script async src="{hub}/widget.js" data-channel="announcements.worldwide.live" data-target="column"
+          data-theme="light"></script>
+</body></html>
+"""
+
+
+def test_a_narrow_widget_keeps_its_title_clear_of_the_live_badge(site, browsers):  # noqa: F811
+    hub, host, _ = site(page=NARROW_PAGE)
+    browser = browsers()
+    browser.get(host.url + "/")
+    title = "announcements.worldwide.live"  # the default title: the channel, one long word
+    wait_for(lambda: status(browser, title) == "live", timeout=20, interval=0.05, message="widget live")
+    boxes = widget(browser, title, """
+        var head = root.querySelector('.ssehub-w-head'), title = head.firstChild;
+        var range = document.createRange();
+        range.selectNodeContents(title);
+        function box(r) { return {left: r.left, right: r.right, top: r.top, bottom: r.bottom}; }
+        return {head: box(head.getBoundingClientRect()),
+                title: box(title.nodeType === 1 ? title.getBoundingClientRect() : range.getBoundingClientRect()),
+                badge: box(root.querySelector('.ssehub-w-status').getBoundingClientRect())};""")
+    browser.screenshot(os.path.join(ARTIFACTS, "widget-narrow.png"))
+    title_box, badge, head = boxes["title"], boxes["badge"], boxes["head"]
+    apart = (title_box["right"] <= badge["left"] or badge["right"] <= title_box["left"]
+             or title_box["bottom"] <= badge["top"] or badge["bottom"] <= title_box["top"])
+    assert apart, boxes
+    assert head["left"] <= title_box["left"] and badge["right"] <= head["right"], boxes
+    assert head["right"] - head["left"] <= 200, boxes

@@ -1,0 +1,71 @@
+"""Who may publish: the bearer PUBLISH_TOKEN, or without one, local requests only.
+
+"Local" is deliberately narrow (issue 9): behind nginx or a PaaS router every
+client arrives from 127.0.0.1, and any web page a developer opens can post
+to a hub on their machine.
+"""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+from urllib.parse import urlsplit
+
+from werkzeug.datastructures import WWWAuthenticate
+from werkzeug.exceptions import Forbidden, Unauthorized
+from werkzeug.wrappers import Request
+
+from . import cors
+from .proxies import is_forwarded
+
+
+def authorize(request: Request, token: str | None) -> None:
+    """Bearer token, compared in constant time; without one, local requests only."""
+    if token is None:
+        reason = not_local_reason(request)
+        if reason is not None:
+            raise Forbidden(
+                f"without PUBLISH_TOKEN only requests made directly on the hub's machine may publish, "
+                f"and {reason}; set PUBLISH_TOKEN and send Authorization: Bearer <token>"
+            )
+        return
+    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), token.encode()):
+        raise Unauthorized(
+            "send the publish token as Authorization: Bearer <PUBLISH_TOKEN>",
+            www_authenticate=WWWAuthenticate("bearer", {"realm": "ssehub publish"}),
+        )
+
+
+def not_local_reason(request: Request) -> str | None:
+    """Why a request may not publish without a token (issue 9), or None.
+
+    Local means: from a loopback address, to a loopback host name (a DNS
+    rebinding page names its own host), through no proxy (behind nginx every
+    client arrives from 127.0.0.1), and not sent by a web page of another site.
+    """
+    if not _is_loopback(request.remote_addr):
+        return f"this one came from {request.remote_addr}"
+    if is_forwarded(request.environ):
+        return "this one came through a proxy (it has forwarding headers)"
+    if not _is_local_host(request.host):
+        return f"this one was addressed to {request.host[:80]!r}, not localhost"
+    site = request.headers.get("Sec-Fetch-Site")
+    if site is not None and site not in ("same-origin", "none"):
+        return "this one was sent by a web page of another site (Sec-Fetch-Site)"
+    origin = request.headers.get("Origin")
+    if origin is not None and not cors.is_same_origin(request, origin):
+        return f"this one was sent by a web page of {origin[:80]!r}"
+    return None
+
+
+def _is_local_host(host: str) -> bool:
+    name = (urlsplit(f"//{host}").hostname or "").lower()
+    return name == "localhost" or name.endswith(".localhost") or _is_loopback(name)
+
+
+def _is_loopback(address: str | None) -> bool:
+    try:
+        return ipaddress.ip_address(address or "").is_loopback
+    except ValueError:
+        return False
