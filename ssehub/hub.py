@@ -43,7 +43,7 @@ class Subscription:
             self.queue.append(event)
         self.wakeup.set()
 
-    def end(self) -> None:
+    def close(self) -> None:
         """Ask the stream to finish (shutdown); the client will reconnect."""
         self.closed = True
         self.wakeup.set()
@@ -83,7 +83,7 @@ class Hub:
         self.subscriber_count = 0
         self.evictions = 0
         self.delivered = 0
-        broker.start(self.dispatch, self.resync)
+        broker.start(self.dispatch, self.end_streams)
 
     def subscribe(self, channels: Iterable[str]) -> Subscription:
         """Register a live feed; its events queue from this moment on.
@@ -93,7 +93,7 @@ class Hub:
         """
         subscription = Subscription(tuple(channels), self._queue_size)
         if self._closing:
-            subscription.end()
+            subscription.close()
         try:
             for channel in subscription.channels:
                 self._join(channel, subscription)
@@ -152,18 +152,18 @@ class Hub:
             else:
                 self.delivered += 1
 
-    def resync(self, channel: str) -> None:
+    def end_streams(self, channel: str) -> None:
         """End the streams on `channel`; they resume by id and learn what they missed."""
         feed = self._feeds.get(channel)
         for subscription in tuple(feed.subscribers) if feed else ():
-            subscription.end()
+            subscription.close()
 
     def shutdown(self) -> None:
         """End every stream so its browser reconnects, to another process if there is one."""
         self._closing = True
         for feed in tuple(self._feeds.values()):
             for subscription in tuple(feed.subscribers):
-                subscription.end()
+                subscription.close()
 
     @property
     def channel_count(self) -> int:

@@ -3,32 +3,32 @@
 Gapless by construction (Mercure's liveQueue): the live subscription opens
 before history is read, and live events at or below the position reached are
 skipped, so nothing falls between replay and live and nothing comes twice.
-In long-poll mode (for the EventSource polyfill) the response ends after the
-first events it sends, or after a hold; the client's next id is the only state.
+Two loops share the resume step: a stream follows live events until the
+client leaves; a long poll (for the EventSource polyfill) ends after the first
+events it sends, or after a hold, and the client's next id is the only state.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import heapq
 import itertools
 import json
 import logging
 import time
-from typing import Iterable, Iterator
+from typing import Generator, Iterable, Iterator
 
 from . import wire
-from .brokers import REPLAY_PAGE_BYTES, Broker, BrokerUnavailable, Replay
+from .brokers import REPLAY_PAGE_BYTES, Broker, BrokerUnavailable
+from .brokers.history import PAGE, by_id, pages_from
 from .cursor import EventId, format_cursor, parse_cursor
 from .event import Event
-from .hub import Hub
+from .hub import Hub, Subscription
 
 logger = logging.getLogger(__name__)
 
 RESET_EVENT = "ssehub.reset"
 # For clients that ignore an id without data (the polyfill): where they stand.
 POSITION_EVENT = "ssehub.position"
-REPLAY_PAGE = 500
 LONG_POLL_RETRY_MS = 1000
 # Under the polyfill's 45 s no-activity watchdog, with room for slow networks.
 LONG_POLL_HOLD_SECONDS = 25.0
@@ -53,8 +53,13 @@ class StreamOptions:
 TURNED_AWAY_RETRY_MS = 10_000
 
 
-class _HistoryMoved(Exception):
-    """History was trimmed past us mid-replay; the client's next resume reports it."""
+@dataclasses.dataclass
+class _Resumed:
+    """Where a stream stands on each channel once it has caught up, and how
+    many events (resets included) catching up sent."""
+
+    positions: dict[str, EventId]
+    sent: int
 
 
 def event_stream(
@@ -65,6 +70,7 @@ def event_stream(
     options: StreamOptions,
 ) -> Iterator[bytes]:
     """Yield the SSE bytes of one subscriber until it leaves or must reconnect."""
+    follow = _follow_long_poll if options.long_poll else _follow
     retry_ms = LONG_POLL_RETRY_MS if options.long_poll else options.retry_ms
     yield (wire.padding(options.padding) if options.padding else b"") + wire.retry(retry_ms) + wire.comment("ssehub")
     try:
@@ -73,36 +79,41 @@ def event_stream(
         yield wire.comment(f"unavailable, reconnect later: {error}")
         return
     try:
-        positions: dict[str, EventId] = {}
-        sent = yield from _resume(broker, channels, parse_cursor(last_event_id, channels), positions, options)
-        if options.long_poll and sent:
-            return
-        hold_until = time.monotonic() + LONG_POLL_HOLD_SECONDS
-        while True:
-            timeout = options.heartbeat_seconds
-            if options.long_poll:
-                timeout = min(timeout, hold_until - time.monotonic())
-                if timeout <= 0:
-                    return
-            events = subscription.wait(timeout)
-            if subscription.evicted:
-                yield wire.comment("too slow to keep up; resume from your last id")
-                return
-            if subscription.closed:
-                return
-            if not events:
-                yield wire.HEARTBEAT
-                continue
-            chunk = b"".join(_frames(events, positions, options.wrap))
-            if chunk:
-                yield chunk
-                if options.long_poll:
-                    return
-    except (BrokerUnavailable, _HistoryMoved) as error:
+        resumed = yield from _resume(broker, channels, parse_cursor(last_event_id, channels), options)
+        yield from follow(subscription, resumed, options)
+    except BrokerUnavailable as error:
         yield wire.comment(f"interrupted, reconnect: {error}")
     finally:
         hub.unsubscribe(subscription)
         logger.debug("stream on %s ended", ",".join(channels))
+
+
+def _follow(subscription: Subscription, resumed: _Resumed, options: StreamOptions) -> Iterator[bytes]:
+    """A stream: live events as they come, a heartbeat each idle interval."""
+    while True:
+        events = subscription.wait(options.heartbeat_seconds)
+        if subscription.evicted:
+            yield wire.comment("too slow to keep up; resume from your last id")
+            return
+        if subscription.closed:
+            return
+        yield b"".join(_frames(events, resumed.positions, options.wrap)) or wire.HEARTBEAT
+
+
+def _follow_long_poll(subscription: Subscription, resumed: _Resumed, options: StreamOptions) -> Iterator[bytes]:
+    """One long poll: it ends once it has sent events, or after the hold."""
+    if resumed.sent:
+        return
+    hold_until = time.monotonic() + LONG_POLL_HOLD_SECONDS
+    while (remaining := hold_until - time.monotonic()) > 0:
+        events = subscription.wait(min(options.heartbeat_seconds, remaining))
+        if subscription.evicted or subscription.closed:
+            return
+        chunk = b"".join(_frames(events, resumed.positions, options.wrap))
+        if chunk:
+            yield chunk
+            return
+        yield wire.HEARTBEAT
 
 
 def turned_away(reason: str) -> Iterator[bytes]:
@@ -114,69 +125,54 @@ def _resume(
     broker: Broker,
     channels: tuple[str, ...],
     requested: dict[str, EventId | None] | None,
-    positions: dict[str, EventId],
     options: StreamOptions,
-) -> Iterator[bytes]:
-    """Fill `positions`, tell the client where it stands, replay what it missed.
-
-    Returns the number of events sent (resets and replayed events).
-    """
+) -> Generator[bytes, None, _Resumed]:
+    """Tell the client where it stands and replay what it missed (a long
+    poll at most one page of it: the next poll asks for the rest)."""
     if requested is None:
-        return (yield from _start_fresh(broker, channels, positions, options))
-    first_pages = {channel: broker.replay(channel, requested[channel], REPLAY_PAGE) for channel in channels}
-    positions.update((channel, page.start) for channel, page in first_pages.items())
-    sent = 0
+        return (yield from _start_fresh(broker, channels, options))
+    first_pages = {channel: broker.replay(channel, requested[channel], PAGE) for channel in channels}
+    resumed = _Resumed({channel: page.start for channel, page in first_pages.items()}, 0)
     for channel, page in first_pages.items():
         if not page.exact:
-            yield wire.encode_event(json.dumps({"channel": channel}), RESET_EVENT, format_cursor(positions, channel))
-            sent += 1
-    histories = [_paged(broker, channel, page) for channel, page in first_pages.items()]
-    merged = heapq.merge(*histories, key=lambda event: event.id)
+            reset = json.dumps({"channel": channel})
+            yield wire.encode_event(reset, RESET_EVENT, format_cursor(resumed.positions, channel))
+            resumed.sent += 1
+    missed = by_id(pages_from(broker.replay, channel, page) for channel, page in first_pages.items())
     if options.long_poll:
-        merged = itertools.islice(merged, REPLAY_PAGE)
-    for events in _batches(merged):
-        yield b"".join(_frames(events, positions, options.wrap))
-        sent += len(events)
-    return sent
+        missed = itertools.islice(missed, PAGE)
+    for events in _batches(missed):
+        yield b"".join(_frames(events, resumed.positions, options.wrap))
+        resumed.sent += len(events)
+    return resumed
 
 
-def _start_fresh(
-    broker: Broker, channels: tuple[str, ...], positions: dict[str, EventId], options: StreamOptions
-) -> Iterator[bytes]:
+def _start_fresh(broker: Broker, channels: tuple[str, ...], options: StreamOptions) -> Generator[bytes, None, _Resumed]:
     """No id: start from now (after the last `history` events), and say where
     that is at once, so the client's first reconnect loses nothing."""
-    positions.update((channel, broker.head(channel)) for channel in channels)
+    resumed = _Resumed({channel: broker.head(channel) for channel in channels}, 0)
     recent = []
     if options.history:
         # Read after the heads: anything published in between is among them.
         recent = [broker.recent(channel, options.history) for channel in channels]
         for events in recent:
             if events:
-                positions[events[0].channel] = _before(events[0].id)
-    merged = list(heapq.merge(*recent, key=lambda event: event.id))
-    if merged:
-        yield b"".join(_frames(merged, positions, options.wrap))
-        return len(merged)
-    cursor = format_cursor(positions, channels[0])
+                resumed.positions[events[0].channel] = _before(events[0].id)
+    events = list(by_id(recent))
+    if events:
+        yield b"".join(_frames(events, resumed.positions, options.wrap))
+        resumed.sent = len(events)
+        return resumed
+    cursor = format_cursor(resumed.positions, channels[0])
+    # The polyfill ignores an id that comes without data: it gets an event.
     yield wire.encode_event("", POSITION_EVENT, cursor) if options.long_poll else wire.id_only(cursor)
-    return 0
+    return resumed
 
 
 def _before(event_id: EventId) -> EventId:
     """A position just before `event_id`, so that event itself is sent."""
     ms, seq = event_id
     return (ms, seq - 1) if seq else (ms - 1, 2**64 - 1)
-
-
-def _paged(broker: Broker, channel: str, first: Replay) -> Iterator[Event]:
-    page = first
-    while True:
-        yield from page.events
-        if not page.more:
-            return
-        page = broker.replay(channel, page.events[-1].id, REPLAY_PAGE)
-        if not page.exact:
-            raise _HistoryMoved(f"history of {channel} was trimmed during replay")
 
 
 def _batches(events: Iterable[Event], max_bytes: int = REPLAY_PAGE_BYTES) -> Iterator[list[Event]]:

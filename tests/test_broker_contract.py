@@ -4,6 +4,8 @@ import time
 
 import pytest
 
+from ssehub.brokers import history
+from ssehub.brokers.history import pages_from
 from ssehub.brokers.memory import MemoryBroker
 from ssehub.brokers.redis import RedisBroker
 from tests.conftest import wait_for
@@ -147,3 +149,14 @@ def test_recent_returns_the_newest_events_oldest_first(make_broker):
     recent = broker.recent("news", 3)
     assert [(e.data, e.type, e.id) for e in recent] == [("2", None, ids[2]), ("3", None, ids[3]), ("4", "t", ids[4])]
     assert len(broker.recent("news", 50)) == 5
+
+
+def test_history_pages_on_to_the_end_and_merges_channels_by_id(make_broker):
+    broker = make_broker()
+    starts = {channel: broker.head(channel) for channel in ("a", "b")}
+    # With Redis two channels' ids can be equal (one clock, a sequence per stream).
+    published = [(broker.publish("a" if n % 3 else "b", str(n)), str(n)) for n in range(1200)]
+    histories = [pages_from(broker.replay, c, broker.replay(c, starts[c], history.PAGE)) for c in ("a", "b")]
+    merged = list(history.by_id(histories))
+    assert [event.id for event in merged] == sorted(event_id for event_id, _ in published)
+    assert sorted((event.id, event.data) for event in merged) == sorted(published)

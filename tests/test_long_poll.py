@@ -4,7 +4,7 @@ import gevent
 import pytest
 
 from ssehub import stream
-from ssehub.brokers import BrokerUnavailable
+from ssehub.brokers import BrokerUnavailable, history
 from ssehub.brokers.memory import MemoryBroker
 from tests.conftest import wait_for
 
@@ -45,9 +45,9 @@ def test_a_poll_sends_at_most_one_page_and_the_next_poll_continues(live):
         status, _ = server.request("POST", "/publish", [{"channel": "news", "data": str(n)} for n in range(100)])
         assert status == 201
     first = server.stream(f"channel=news&ssehub_poll=1&lastEventId={start}").read_to_end()
-    assert len(first.messages) == stream.REPLAY_PAGE
+    assert len(first.messages) == history.PAGE
     second = server.stream(f"channel=news&ssehub_poll=1&lastEventId={first.messages[-1].last_event_id}")
-    assert len(second.read_to_end().messages) == 600 - stream.REPLAY_PAGE
+    assert len(second.read_to_end().messages) == 600 - history.PAGE
 
 
 def test_an_idle_poll_ends_after_the_hold(live, monkeypatch):

@@ -52,14 +52,14 @@ class Replay:
 class Broker(Protocol):
     description: str  # for the start-up log
 
-    def start(self, deliver: Callable[[Event], None], resync: Callable[[str], None]) -> None:
+    def start(self, deliver: Callable[[Event], None], history_lost: Callable[[str], None]) -> None:
         """Begin handing every new event on a listened channel to `deliver`, once, in order.
 
-        `resync(channel)` says events on it could not all be handed over (history
+        `history_lost(channel)` says events on it could not all be handed over (history
         was trimmed during an outage, or lost): its streams must resume by id.
         """
 
-    def publish(self, channel: str, data: str, type: str | None = None) -> EventId:
+    def publish(self, channel: str, data: str, event: str | None = None) -> EventId:
         """Store and announce one event once and return its id, or raise
         BrokerUnavailable (PublishOutcomeUnknown when it may have been stored)."""
 

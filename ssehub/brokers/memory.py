@@ -40,21 +40,21 @@ class MemoryBroker:
         self._deliver: Callable[[Event], None] | None = None
         self._listened: set[str] = set()
 
-    def start(self, deliver: Callable[[Event], None], resync: Callable[[str], None]) -> None:
-        """`resync` is unused: history here never moves past a listener."""
+    def start(self, deliver: Callable[[Event], None], history_lost: Callable[[str], None]) -> None:
+        """`history_lost` is unused: history here never moves past a listener."""
         self._deliver = deliver
 
-    def publish(self, channel: str, data: str, type: str | None = None) -> EventId:
+    def publish(self, channel: str, data: str, event: str | None = None) -> EventId:
         state = self._channel(channel)
         self._last = self._next_id(self._last)
-        event = Event(channel, self._last, data, type)
+        stored = Event(channel, self._last, data, event)
         if len(state.history) == state.history.maxlen:
             state.floor = state.history[0].id
-        state.history.append(event)
-        state.last = event.id
+        state.history.append(stored)
+        state.last = stored.id
         if self._deliver is not None and channel in self._listened:
-            self._deliver(event)
-        return event.id
+            self._deliver(stored)
+        return stored.id
 
     def listen(self, channel: str) -> None:
         self._listened.add(channel)

@@ -58,21 +58,21 @@ class RedisBroker:
             confirm_seconds=COMMAND_TIMEOUT_SECONDS,
         )
 
-    def start(self, deliver: Callable[[Event], None], resync: Callable[[str], None]) -> None:
-        self._listener.start(deliver, resync)
+    def start(self, deliver: Callable[[Event], None], history_lost: Callable[[str], None]) -> None:
+        self._listener.start(deliver, history_lost)
 
-    def publish(self, channel: str, data: str, type: str | None = None) -> EventId:
-        command = ("FCALL", "ssehub_publish", 1, stream_key(channel), data, type or "")
+    def publish(self, channel: str, data: str, event: str | None = None) -> EventId:
+        command = ("FCALL", "ssehub_publish", 1, stream_key(channel), data, event or "")
         with unavailable_on_redis_errors():
             return parse_stream_id(self._functions.loaded(lambda: self._send_once(*command)))
 
     def listen(self, channel: str) -> None:
         # The head is read before subscribing; the listener fills in anything
         # published between the two once the subscription is confirmed.
-        self._listener.add(channel, self.head(channel))
+        self._listener.subscribe(channel, self.head(channel))
 
     def unlisten(self, channel: str) -> None:
-        self._listener.remove(channel)
+        self._listener.unsubscribe(channel)
 
     def head(self, channel: str) -> EventId:
         return self._functions.head(channel)

@@ -8,7 +8,6 @@ loses nothing. Only its own greenlet touches the connection.
 
 from __future__ import annotations
 
-import heapq
 import logging
 import random
 import time
@@ -20,7 +19,8 @@ import redis
 
 from ..cursor import EventId, parse_id
 from ..event import Event
-from . import BrokerUnavailable, Replay
+from . import BrokerUnavailable
+from .history import PAGE, ReplayFn, by_id, pages_from
 from .redis_format import channel_of, event_from_parts, stream_key
 
 logger = logging.getLogger(__name__)
@@ -31,7 +31,6 @@ SENTINEL = "ssehub:listener"
 POLL_SECONDS = 0.05
 BACKOFF_FIRST_SECONDS = 0.1
 BACKOFF_MAX_SECONDS = 5.0
-FILL_PAGE = 500
 
 
 def backoff(attempt: int) -> float:
@@ -44,7 +43,7 @@ class Listener:
         self,
         client: redis.Redis,
         on_connect: Callable[[], None],
-        replay: Callable[[str, EventId, int], Replay],
+        replay: ReplayFn,
         health_seconds: float,
         confirm_seconds: float,
     ):
@@ -61,7 +60,7 @@ class Listener:
         self._confirmations: dict[str, gevent.event.Event] = {}
         self._up = gevent.event.Event()
         self._deliver: Callable[[Event], None] | None = None
-        self._resync: Callable[[str], None] | None = None
+        self._history_lost: Callable[[str], None] | None = None
         self._greenlet: gevent.Greenlet | None = None
         self.last_error = "not connected yet"
 
@@ -69,8 +68,8 @@ class Listener:
     def connected(self) -> bool:
         return self._up.is_set()
 
-    def start(self, deliver: Callable[[Event], None], resync: Callable[[str], None]) -> None:
-        self._deliver, self._resync = deliver, resync
+    def start(self, deliver: Callable[[Event], None], history_lost: Callable[[str], None]) -> None:
+        self._deliver, self._history_lost = deliver, history_lost
         self._greenlet = gevent.spawn(self._run)
 
     def stop(self) -> None:
@@ -78,7 +77,7 @@ class Listener:
             self._greenlet.kill()
         self._redis.close()
 
-    def add(self, channel: str, position: EventId) -> None:
+    def subscribe(self, channel: str, position: EventId) -> None:
         """Subscribe and wait for Redis to confirm, so later reads of history meet live events."""
         if not self._up.wait(self._confirm_seconds):
             raise BrokerUnavailable(f"pub/sub reconnecting: {self.last_error}")
@@ -86,10 +85,10 @@ class Listener:
         confirmed = self._confirmations.setdefault(channel, gevent.event.Event())
         self._pending.append(("ssubscribe", channel))
         if not confirmed.wait(self._confirm_seconds):
-            self.remove(channel)
+            self.unsubscribe(channel)
             raise BrokerUnavailable(f"Redis did not confirm the subscription to {channel} in time")
 
-    def remove(self, channel: str) -> None:
+    def unsubscribe(self, channel: str) -> None:
         self._positions.pop(channel, None)
         self._pending.append(("sunsubscribe", channel))
 
@@ -144,8 +143,7 @@ class Listener:
         kind, name = message["type"], message.get("channel")
         if kind == "ssubscribe" and name == SENTINEL.encode():
             # Fill everything missed while disconnected, merged across channels by id.
-            histories = [self._history(channel) for channel in list(self._positions)]
-            for event in heapq.merge(*histories, key=lambda event: event.id):
+            for event in by_id([self._history(channel) for channel in list(self._positions)]):
                 self._hand_over(event)
             for confirmed in self._confirmations.values():
                 confirmed.set()
@@ -177,20 +175,22 @@ class Listener:
             self._hand_over(missed)
 
     def _history(self, channel: str) -> Iterator[Event]:
-        """What was published on `channel` after the position handed over last."""
+        """What was published on `channel` after the position handed over last.
+
+        If the history was trimmed past that position mid-way, HistoryMoved
+        ends the session; the next one starts here again and ends the streams.
+        """
         position = self._positions.get(channel)
-        while position is not None:
-            replay = self._replay(channel, position, FILL_PAGE)
-            if not replay.exact:
-                # History moved past us (trimmed during an outage, or lost):
-                # the subscribers' streams end and resume by id, and are told.
-                logger.warning("history of %s was trimmed or lost; its streams will resume", channel)
-                self._positions[channel] = replay.start
-                self._resync(channel)
-            yield from replay.events
-            if not replay.more:
-                return
-            position = replay.events[-1].id
+        if position is None:
+            return iter(())
+        first = self._replay(channel, position, PAGE)
+        if not first.exact:
+            # History moved past us (trimmed during an outage, or lost): the
+            # subscribers' streams end and resume by id, and are told.
+            logger.warning("history of %s was trimmed or lost; its streams will resume", channel)
+            self._positions[channel] = first.start
+            self._history_lost(channel)
+        return pages_from(self._replay, channel, first)
 
     def _hand_over(self, event: Event) -> None:
         position = self._positions.get(event.channel)
