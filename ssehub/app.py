@@ -6,36 +6,27 @@ codes; every error is JSON `{"error": ...}` with a 4xx, never a 500.
 
 from __future__ import annotations
 
-import json
 import logging
 import re
-import secrets
 
 import gevent.monkey
-from werkzeug.exceptions import (
-    BadRequest,
-    Forbidden,
-    HTTPException,
-    InternalServerError,
-    MethodNotAllowed,
-    NotFound,
-    TooManyRequests,
-    Unauthorized,
-)
+from werkzeug.exceptions import BadRequest, Forbidden, HTTPException, InternalServerError, MethodNotAllowed, NotFound
 from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
-from . import chat, cors, metrics, static
-from .brokers import Broker, BrokerUnavailable, PublishOutcomeUnknown, create_broker
+from . import cors, metrics
+from .brokers import Broker, BrokerUnavailable, create_broker
 from .channels import MAX_CHANNELS_PER_STREAM, check_channel
+from .chat_routes import ChatRoutes
 from .config import Config
-from .cursor import format_id
+from .cursor import EventId, format_id
 from .hub import Hub
 from .limits import StreamLimits
+from .pages import Pages
 from .proxies import TrustedProxies
 from .publish import read_messages
 from .publish_auth import authorize
-from .ratelimit import RateLimiter
+from .responses import broker_unavailable, error_response, json_response
 from .stream import MAX_HISTORY, StreamOptions, event_stream, turned_away
 
 logger = logging.getLogger(__name__)
@@ -55,105 +46,34 @@ LONG_POLL_MARKERS = ("ssehub_poll", "padding", "evs_preamble", "evs_buffer_size_
 PADDING_BYTES = 2056 + 1
 
 
+# The core: streams, publishing, health and metrics; chat and pages come from their modules.
+CORE_RULES = [
+    Rule("/events", endpoint="events", methods=["GET", "OPTIONS"]),
+    Rule("/publish", endpoint="publish", methods=["POST"]),
+    Rule("/healthz", endpoint="healthz", methods=["GET"]),
+    Rule("/readyz", endpoint="readyz", methods=["GET"]),
+    Rule("/metrics", endpoint="metrics", methods=["GET"]),
+]
+
+
 class SSEHubApp:
     def __init__(self, config: Config, broker: Broker):
         self.config = config
         self.broker = broker
         self.hub = Hub(broker, config.client_queue)
         self.limits = StreamLimits(config.max_streams_per_client, config.max_streams)
-        self.secret_key = (config.secret_key or secrets.token_hex(32)).encode()
-        self.chat_limiter = RateLimiter(chat.RATE_PER_SECOND, chat.RATE_BURST)
         self.published = 0
         self._behind_proxies = TrustedProxies(self.wsgi_app, config.trusted_proxies)
-        self.url_map = Map(
-            [
-                Rule("/", endpoint="index", methods=["GET"]),
-                Rule("/<any(loader.js, chat.js, chat.css):name>", endpoint="frontend", methods=["GET"]),
-                Rule("/widget.js", endpoint="widget", methods=["GET"]),
-                Rule("/polyfills/<path:path>", endpoint="polyfill", methods=["GET"]),
-                Rule("/chat/name", endpoint="chat_name", methods=["GET", "POST"]),
-                Rule("/chat/messages", endpoint="chat_message", methods=["POST"]),
-                Rule("/widget/messages", endpoint="widget_message", methods=["POST", "OPTIONS"]),
-                Rule("/events", endpoint="events", methods=["GET", "OPTIONS"]),
-                Rule("/publish", endpoint="publish", methods=["POST"]),
-                Rule("/healthz", endpoint="healthz", methods=["GET"]),
-                Rule("/readyz", endpoint="readyz", methods=["GET"]),
-                Rule("/metrics", endpoint="metrics", methods=["GET"]),
-            ]
-        )
+        parts = (self, ChatRoutes(config, self.publish), Pages())
+        # A Map binds its rules, so each app gets copies of the shared ones.
+        self.url_map = Map([rule.empty() for rule in (*CORE_RULES, *ChatRoutes.rules, *Pages.rules)])
+        self._handlers = {name[3:]: getattr(part, name) for part in parts for name in dir(part) if name.startswith("on_")}
 
-    def on_index(self, request: Request) -> Response:
-        return static.serve(request, static.FRONTEND, "index.html", max_age=0)
-
-    def on_frontend(self, request: Request, name: str) -> Response:
-        return static.serve(request, static.FRONTEND, name, max_age=300)
-
-    def on_widget(self, request: Request) -> Response:
-        # One file for one script tag: the loader, then the widget that uses it.
-        return static.bundle(request, static.FRONTEND, ("loader.js", "widget.js"), max_age=300)
-
-    def on_polyfill(self, request: Request, path: str) -> Response:
-        # The path names the pinned version, so it never changes.
-        response = static.serve(request, static.POLYFILLS, path, max_age=365 * 24 * 3600)
-        response.cache_control.immutable = True
-        return response
-
-    def on_chat_name(self, request: Request) -> Response:
-        if request.method == "GET":
-            return _json({"name": chat.name_from_cookie(request, self.secret_key)})
-        _check_same_origin(request)
-        name = chat.check_name(chat.fields(request).get("name"))
-        response = _json({"name": name})
-        response.set_cookie(
-            chat.COOKIE, chat.signed_name(name, self.secret_key), max_age=chat.COOKIE_MAX_AGE,
-            httponly=True, samesite="Lax", secure=request.scheme == "https",
-        )
-        return response
-
-    def on_chat_message(self, request: Request) -> Response:
-        _check_same_origin(request)
-        author = chat.name_from_cookie(request, self.secret_key)
-        if author is None:
-            raise Unauthorized("pick a name before posting")
-        posted = chat.fields(request)
-        default_channel = self.config.chat_channels[0] if self.config.chat_channels else None
-        return self._post_chat(
-            request, author, posted.get("channel", default_channel), posted.get("text"), verified=True
-        )
-
-    def on_widget_message(self, request: Request) -> Response:
-        """Chat from widgets on other sites: the name comes with the post (no
-        third-party cookies), checked like any name but published as not
-        verified, since anyone can send it; never the publish token."""
-        origin = request.headers.get("Origin")
-        if origin is None or not cors.origin_allowed(request, self.config.allowed_origins):
-            raise Forbidden("this site may not post to the hub; add its origin to ALLOWED_ORIGINS")
-        if request.method == "OPTIONS":
-            return cors.preflight(request, "POST", "Content-Type")
-        try:
-            posted = chat.json_fields(request)
-            author = chat.check_name(posted.get("author"))
-            response = self._post_chat(request, author, posted.get("channel"), posted.get("text"), verified=False)
-        except HTTPException as error:
-            # The page must be able to read why it was refused.
-            response = _error(error)
-        response.headers.update(cors.cors_headers(request))
-        return response
-
-    def _post_chat(self, request: Request, author: str, channel: object, text: object, verified: bool) -> Response:
-        if channel not in self.config.chat_channels:
-            raise Forbidden(f"chat is not open on {str(channel)[:60]!r}; CHAT_CHANNELS lists where it is")
-        text = chat.check_text(text)
-        client = request.remote_addr or "unknown"
-        if not self.chat_limiter.allow(client):
-            wait = self.chat_limiter.retry_after(client)
-            raise TooManyRequests(f"slow down: wait {wait} s before posting again", retry_after=wait)
-        try:
-            event_id = self.broker.publish(channel, chat.message_data(author, text, verified), chat.CHAT_EVENT)
-        except BrokerUnavailable as error:
-            return _json({"error": f"chat is unavailable right now: {error}"}, 503)
+    def publish(self, channel: str, data: str, event: str | None = None) -> EventId:
+        """Publish through the broker and count it; the one publish path of every route."""
+        event_id = self.broker.publish(channel, data, event)
         self.published += 1
-        return _json({"id": format_id(event_id), "channel": channel}, 201)
+        return event_id
 
     def on_events(self, request: Request) -> Response:
         if not cors.origin_allowed(request, self.config.allowed_origins):
@@ -189,27 +109,22 @@ class SSEHubApp:
         published = []
         for message in messages:
             try:
-                event_id = self.broker.publish(message.channel, message.data, message.event)
+                event_id = self.publish(message.channel, message.data, message.event)
             except BrokerUnavailable as error:
                 logger.warning("publish to %s failed: %s", message.channel, error)
-                # The publisher learns exactly what went through, so nothing is lost silently.
-                failed = {"error": f"broker unavailable: {error}", "published": published}
-                if isinstance(error, PublishOutcomeUnknown):
-                    failed["unknown"] = {"channel": message.channel}
-                return _json(failed, 503)
-            self.published += 1
+                return broker_unavailable(error, message.channel, published)
             published.append({"id": format_id(event_id), "channel": message.channel})
-        return _json(published if is_batch else published[0], 201)
+        return json_response(published if is_batch else published[0], 201)
 
     def on_healthz(self, request: Request) -> Response:
-        return _json({"status": "ok"})
+        return json_response({"status": "ok"})
 
     def on_readyz(self, request: Request) -> Response:
         try:
             self.broker.check()
         except BrokerUnavailable as error:
-            return _json({"error": f"broker unavailable: {error}"}, 503)
-        return _json({"status": "ready", "subscribers": self.hub.subscriber_count})
+            return json_response({"error": f"broker unavailable: {error}"}, 503)
+        return json_response({"status": "ready", "subscribers": self.hub.subscriber_count})
 
     def on_metrics(self, request: Request) -> Response:
         try:
@@ -234,23 +149,23 @@ class SSEHubApp:
         adapter = self.url_map.bind_to_environ(request.environ)
         try:
             endpoint, values = adapter.match()
-            return getattr(self, f"on_{endpoint}")(request, **values)
+            return self._handlers[endpoint](request, **values)
         except MethodNotAllowed as error:
             allowed = ", ".join(m for m in error.valid_methods or () if m not in ("HEAD", "OPTIONS"))
-            return _error(MethodNotAllowed(error.valid_methods, f"use {allowed} on {request.path}"))
+            return error_response(MethodNotAllowed(error.valid_methods, f"use {allowed} on {request.path}"))
         except NotFound:
-            return _error(NotFound(f"no such endpoint: {request.path}"))
+            return error_response(NotFound(f"no such endpoint: {request.path}"))
         except UnicodeDecodeError:
             # Werkzeug decodes the query string on first use; raw non-UTF-8 bytes fail there.
             logger.info("%s %s from %s: URL is not UTF-8", request.method, request.path, request.remote_addr)
-            return _error(BadRequest("the URL is not valid UTF-8; percent-encode it"))
+            return error_response(BadRequest("the URL is not valid UTF-8; percent-encode it"))
         except HTTPException as error:
             if error.code and error.code < 500:
                 logger.info("%s %s from %s: %s", request.method, request.path, request.remote_addr, error.description)
-            return _error(error)
+            return error_response(error)
         except Exception:
             logger.exception("unexpected error on %s %s", request.method, request.path)
-            return _error(InternalServerError("the hub hit an internal error; it has been logged"))
+            return error_response(InternalServerError("the hub hit an internal error; it has been logged"))
 
     def wsgi_app(self, environ, start_response):
         """The app itself; __call__ runs it behind TrustedProxies."""
@@ -312,13 +227,6 @@ def _requested_channels(request: Request) -> tuple[str, ...]:
     return channels
 
 
-def _check_same_origin(request: Request) -> None:
-    """Refuse cross-site posts that carry the chat cookie (CSRF)."""
-    origin = request.headers.get("Origin")
-    if origin is not None and not cors.is_same_origin(request, origin):
-        raise Forbidden("chat posts must come from the hub's own page")
-
-
 def _stream_options(request: Request, config: Config) -> StreamOptions:
     args = request.args
     history = args.get("history", "0")
@@ -333,15 +241,3 @@ def _stream_options(request: Request, config: Config) -> StreamOptions:
         history=int(history),
         wrap="wrap" in args,
     )
-
-
-def _json(body: object, status: int = 200) -> Response:
-    return Response(json.dumps(body), status=status, mimetype="application/json")
-
-
-def _error(error: HTTPException) -> Response:
-    response = _json({"error": error.description}, error.code or 500)
-    for name, value in error.get_headers():
-        if name.lower() != "content-type":
-            response.headers[name] = value
-    return response

@@ -1,0 +1,99 @@
+"""The chat demo's and the widget's posting endpoints: who posts, what, and where.
+
+The demo's author comes from the hub-signed cookie; a widget's comes with its
+post and is published as not verified (chat.py has the rules). Both publish
+through the app's one publish path.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Callable
+
+from werkzeug.exceptions import Forbidden, HTTPException, TooManyRequests, Unauthorized
+from werkzeug.routing import Rule
+from werkzeug.wrappers import Request, Response
+
+from . import chat, cors
+from .brokers import BrokerUnavailable
+from .config import Config
+from .cursor import EventId, format_id
+from .ratelimit import RateLimiter
+from .responses import broker_unavailable, error_response, json_response
+
+
+class ChatRoutes:
+    rules = [
+        Rule("/chat/name", endpoint="chat_name", methods=["GET", "POST"]),
+        Rule("/chat/messages", endpoint="chat_message", methods=["POST"]),
+        Rule("/widget/messages", endpoint="widget_message", methods=["POST", "OPTIONS"]),
+    ]
+
+    def __init__(self, config: Config, publish: Callable[[str, str, str], EventId]):
+        self._config = config
+        self._publish = publish
+        self._secret_key = (config.secret_key or secrets.token_hex(32)).encode()
+        self._limiter = RateLimiter(chat.RATE_PER_SECOND, chat.RATE_BURST)
+
+    def on_chat_name(self, request: Request) -> Response:
+        if request.method == "GET":
+            return json_response({"name": chat.name_from_cookie(request, self._secret_key)})
+        _check_same_origin(request)
+        name = chat.check_name(chat.fields(request).get("name"))
+        response = json_response({"name": name})
+        response.set_cookie(
+            chat.COOKIE, chat.signed_name(name, self._secret_key), max_age=chat.COOKIE_MAX_AGE,
+            httponly=True, samesite="Lax", secure=request.scheme == "https",
+        )
+        return response
+
+    def on_chat_message(self, request: Request) -> Response:
+        _check_same_origin(request)
+        author = chat.name_from_cookie(request, self._secret_key)
+        if author is None:
+            raise Unauthorized("pick a name before posting")
+        posted = chat.fields(request)
+        default_channel = self._config.chat_channels[0] if self._config.chat_channels else None
+        return self._post_chat(
+            request, author, posted.get("channel", default_channel), posted.get("text"), verified=True
+        )
+
+    def on_widget_message(self, request: Request) -> Response:
+        """Chat from widgets on other sites: the name comes with the post (no
+        third-party cookies), checked like any name but published as not
+        verified, since anyone can send it; never the publish token."""
+        origin = request.headers.get("Origin")
+        if origin is None or not cors.origin_allowed(request, self._config.allowed_origins):
+            raise Forbidden("this site may not post to the hub; add its origin to ALLOWED_ORIGINS")
+        if request.method == "OPTIONS":
+            return cors.preflight(request, "POST", "Content-Type")
+        try:
+            posted = chat.json_fields(request)
+            author = chat.check_name(posted.get("author"))
+            response = self._post_chat(request, author, posted.get("channel"), posted.get("text"), verified=False)
+        except HTTPException as error:
+            # The page must be able to read why it was refused.
+            response = error_response(error)
+        response.headers.update(cors.cors_headers(request))
+        return response
+
+    def _post_chat(self, request: Request, author: str, channel: object, text: object, verified: bool) -> Response:
+        if channel not in self._config.chat_channels:
+            raise Forbidden(f"chat is not open on {str(channel)[:60]!r}; CHAT_CHANNELS lists where it is")
+        text = chat.check_text(text)
+        client = request.remote_addr or "unknown"
+        if not self._limiter.allow(client):
+            wait = self._limiter.retry_after(client)
+            raise TooManyRequests(f"slow down: wait {wait} s before posting again", retry_after=wait)
+        try:
+            event_id = self._publish(channel, chat.message_data(author, text, verified), chat.CHAT_EVENT)
+        except BrokerUnavailable as error:
+            return broker_unavailable(error, channel)
+        return json_response({"id": format_id(event_id), "channel": channel}, 201)
+
+
+def _check_same_origin(request: Request) -> None:
+    """Refuse cross-site posts that carry the chat cookie (CSRF)."""
+    origin = request.headers.get("Origin")
+    if origin is not None and not cors.is_same_origin(request, origin):
+        raise Forbidden("chat posts must come from the hub's own page")
