@@ -32,7 +32,8 @@ def service():
 def test_service_logs_its_address_broker_and_the_token_warning(service):
     running = service()
     running.wait_listening()
-    log = running.output()
+    # The start-up lines follow "listening on"; the last one says the log is complete.
+    log = wait_for(lambda: "SECRET_KEY is unset" in running.output() and running.output(), message="start-up lines")
     assert f"listening on http://127.0.0.1:{running.port}" in log
     assert "broker: embedded in-memory" in log
     assert "PUBLISH_TOKEN is unset" in log
