@@ -1,4 +1,4 @@
-"""Channel names: the one rule for what a channel may be called (DESIGN, HTTP API)."""
+"""Channel names: the one rule for what a channel may be called (README, Watch a channel)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """How many streams may be open: per client address, and in this process.
 
-Past either limit /events answers 200 with a `retry:` and ends (DESIGN:
-EventSource gives up for good on any other status), so one client cannot
+Past either limit /events answers 200 with a `retry:` and ends (EventSource
+gives up for good on any other status), so one client cannot
 hold the hub's sockets and a crowd backs off instead of piling up.
 """
 

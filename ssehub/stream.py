@@ -117,7 +117,8 @@ def _follow_long_poll(subscription: Subscription, resumed: _Resumed, options: St
 
 
 def turned_away(reason: str) -> Iterator[bytes]:
-    """The whole body for a stream refused at a limit: 200, come back later (DESIGN)."""
+    """The whole body for a stream refused at a limit: 200 (EventSource gives up
+    for good on any other status), come back later."""
     yield wire.retry(TURNED_AWAY_RETRY_MS) + wire.comment(f"{reason}; reconnect later")
 
 
