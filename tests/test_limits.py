@@ -11,7 +11,9 @@ from tests.sse import StreamReader
 def closed_by_server(sock: socket.socket) -> bool:
     sock.settimeout(0.01)
     try:
-        return sock.recv(65536) == b""
+        while sock.recv(65536):
+            pass  # pywsgi may answer 400 before it closes
+        return True
     except socket.timeout:
         return False
     except ConnectionError:
@@ -35,7 +37,7 @@ def test_slowloris_connections_are_dropped_at_the_head_timeout_and_others_are_se
 
     trickling = gevent.spawn(trickle)
     assert server.request("GET", "/healthz")[0] == 200
-    wait_for(lambda: all(closed_by_server(sock) for sock in slow), timeout=5, message="slow heads dropped")
+    wait_for(lambda: all(closed_by_server(sock) for sock in slow), timeout=15, message="slow heads dropped")
     trickling.kill()
     for sock in slow:
         sock.close()

@@ -11,6 +11,7 @@ import logging
 from typing import Callable
 from urllib.parse import urlsplit
 
+import gevent.lock
 import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
@@ -26,6 +27,10 @@ logger = logging.getLogger(__name__)
 
 # Connections for commands, shared by every request of this process.
 COMMAND_POOL_SIZE = 16
+# Reads (heads, replays) in flight at once; the rest of the pool stays free for
+# publishes. A herd of resuming streams queues here, however long, instead of
+# failing after the pool's 2 s wait and reconnecting into the same herd.
+CONCURRENT_READS = COMMAND_POOL_SIZE // 2
 # A publish or replay that takes longer than this fails with 503 instead of hanging.
 COMMAND_TIMEOUT_SECONDS = 2.0
 # Policies under which Redis may evict keys without a TTL, such as ssehub's streams.
@@ -49,6 +54,7 @@ class RedisBroker:
         library = library_source(history_size, max_event_bytes)
         self._functions = Functions(redis.Redis(connection_pool=pool), library)
         own = Functions(redis.Redis.from_url(url, retry=no_retry, **timeouts), library)
+        self._reads = gevent.lock.BoundedSemaphore(CONCURRENT_READS)
         self._warned_about_eviction = False
         self._listener = Listener(
             own.client,
@@ -75,14 +81,18 @@ class RedisBroker:
         self._listener.unsubscribe(channel)
 
     def head(self, channel: str) -> EventId:
-        return self._functions.head(channel)
+        with self._reads:
+            return self._functions.head(channel)
 
     def replay(self, channel: str, after: EventId | None, limit: int) -> Replay:
-        return self._functions.replay(channel, after, limit)
+        with self._reads:
+            return self._functions.replay(channel, after, limit)
 
     def recent(self, channel: str, count: int) -> list[Event]:
-        with unavailable_on_redis_errors():
-            entries = self._functions.client.xrevrange(stream_key(channel), count=count)
+        with self._reads, unavailable_on_redis_errors():
+            entries: list[tuple[bytes, dict[bytes, bytes]]] = self._functions.client.xrevrange(  # type: ignore[assignment]
+                stream_key(channel), count=count
+            )
         return [event_from_entry(channel, entry_id, _flat(fields)) for entry_id, fields in reversed(entries)]
 
     def check(self) -> None:
