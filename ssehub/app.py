@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import re
+from typing import Callable, Generator, Iterable, Iterator
 
 import gevent.monkey
 from werkzeug.exceptions import BadRequest, Forbidden, HTTPException, InternalServerError, MethodNotAllowed, NotFound
@@ -92,7 +93,7 @@ class SSEHubApp:
         refused = self.limits.admit(client)
         if refused is None:
             stream = event_stream(self.hub, self.broker, channels, last_event_id, options)
-            body = _Released(stream, lambda: self.limits.release(client))
+            body: Iterable[bytes] = _Released(stream, lambda: self.limits.release(client))
         else:
             logger.info("GET /events from %s turned away: %s", client, refused)
             body = turned_away(refused)
@@ -106,7 +107,7 @@ class SSEHubApp:
     def on_publish(self, request: Request) -> Response:
         authorize(request, self.config.publish_token)
         messages, is_batch = read_messages(request, self.config.max_event_bytes)
-        published = []
+        published: list[dict[str, str]] = []
         for message in messages:
             try:
                 event_id = self.publish(message.channel, message.data, message.event)
@@ -188,11 +189,11 @@ class _Released:
     """A response body that calls `release` when the server closes it, even
     if it never started (a generator's own `finally` would not run then)."""
 
-    def __init__(self, body, release):
+    def __init__(self, body: Generator[bytes, None, None], release: Callable[[], None]):
         self._body = body
-        self._release = release
+        self._release: Callable[[], None] | None = release
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[bytes]:
         return self._body
 
     def close(self) -> None:

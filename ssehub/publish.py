@@ -44,7 +44,7 @@ def read_messages(request: Request, max_event_bytes: int) -> tuple[list[Message]
     if request.mimetype == "application/json":
         body = _json_body(bodies.read(request, _body_limit(max_event_bytes)))
         is_batch = isinstance(body, list)
-        items = body if is_batch else [body]
+        items: list[object] = body if isinstance(body, list) else [body]
     elif request.mimetype in _FORMS:
         bodies.read(request, _body_limit(max_event_bytes))  # request.form parses what this read
         is_batch = False

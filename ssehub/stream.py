@@ -68,7 +68,7 @@ def event_stream(
     channels: tuple[str, ...],
     last_event_id: str | None,
     options: StreamOptions,
-) -> Iterator[bytes]:
+) -> Generator[bytes, None, None]:
     """Yield the SSE bytes of one subscriber until it leaves or must reconnect."""
     follow = _follow_long_poll if options.long_poll else _follow
     retry_ms = LONG_POLL_RETRY_MS if options.long_poll else options.retry_ms

@@ -93,7 +93,8 @@ def _utf8(name: str, text: str) -> bytes:
 
 
 def _not_unicode(name: str, text: str) -> ValueError:
-    at = _SURROGATE.search(text).start()
+    surrogate = _SURROGATE.search(text)
+    at = surrogate.start() if surrogate else 0
     return ValueError(
         f"{name} is not valid Unicode text: it has a lone surrogate, {text[at]!r} at index {at}; remove or replace it"
     )

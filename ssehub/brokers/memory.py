@@ -69,15 +69,16 @@ class MemoryBroker:
     def replay(self, channel: str, after: EventId | None, limit: int) -> Replay:
         state = self._channels.get(channel) or _Channel(self._boot, 0)
         exact = after is not None and state.floor <= after <= state.last
-        start = after if exact else state.floor
-        newer = []
+        start = after if after is not None and exact else state.floor
+        newer: list[Event] = []
         if start < state.last:
             for event in reversed(state.history):
                 if event.id <= start:
                     break
                 newer.append(event)
             newer.reverse()
-        page, size = [], 0
+        page: list[Event] = []
+        size = 0
         for event in newer[:limit]:
             size += len(event.frame)
             if page and size > REPLAY_PAGE_BYTES:

@@ -38,6 +38,10 @@ def backoff(attempt: int) -> float:
     return min(BACKOFF_MAX_SECONDS, BACKOFF_FIRST_SECONDS * 2**attempt) * random.uniform(0.5, 1.0)
 
 
+def _not_started(_: object) -> None:
+    raise RuntimeError("the listener hands nothing over before Listener.start()")
+
+
 class Listener:
     def __init__(
         self,
@@ -59,8 +63,8 @@ class Listener:
         self._pending: list[tuple[str, str]] = []
         self._confirmations: dict[str, gevent.event.Event] = {}
         self._up = gevent.event.Event()
-        self._deliver: Callable[[Event], None] | None = None
-        self._history_lost: Callable[[str], None] | None = None
+        self._deliver: Callable[[Event], None] = _not_started
+        self._history_lost: Callable[[str], None] = _not_started
         self._greenlet: gevent.Greenlet | None = None
         self.last_error = "not connected yet"
 
@@ -140,7 +144,7 @@ class Listener:
             getattr(pubsub, command)(stream_key(channel))
 
     def _handle(self, message: dict) -> None:
-        kind, name = message["type"], message.get("channel")
+        kind, name = message["type"], message.get("channel", b"")
         if kind == "ssubscribe" and name == SENTINEL.encode():
             # Fill everything missed while disconnected, merged across channels by id.
             for event in by_id([self._history(channel) for channel in list(self._positions)]):
