@@ -1,12 +1,16 @@
 /* The chat demo: recent history, live messages, posting as a named user.
+ * Served after loader.js and dom.js as one file. The channel and the limits
+ * come from the hub (GET /chat/settings), which enforces them.
  * Every message is shown as text (createTextNode), never as HTML.
  * ECMAScript 3 syntax, so the long-poll path works in IE8 too. */
 (function (window, document) {
   "use strict";
 
-  var CHANNEL = "chat";
-  var HISTORY = 50;
   var ssehub = window.ssehub;
+  var onSubmit = ssehub.onSubmit;
+  var setText = ssehub.setText;
+  var element = ssehub.element;
+  var settings = null;
   var me = null;
   // Posts may answer out of order; only the newest post's answer sets the notice.
   var postsSent = 0;
@@ -16,23 +20,8 @@
     return document.getElementById(id);
   }
 
-  function on(element, type, handler) {
-    if (element.addEventListener) {
-      element.addEventListener(type, handler, false);
-    } else {
-      element.attachEvent("on" + type, handler);
-    }
-  }
-
-  function show(element, visible) {
-    element.className = element.className.replace(/\s*is-hidden/g, "") + (visible ? "" : " is-hidden");
-  }
-
-  function setText(element, text) {
-    while (element.firstChild) {
-      element.removeChild(element.firstChild);
-    }
-    element.appendChild(document.createTextNode(text));
+  function show(node, visible) {
+    node.className = node.className.replace(/\s*is-hidden/g, "") + (visible ? "" : " is-hidden");
   }
 
   function notify(text) {
@@ -65,27 +54,7 @@
     xhr.send(body === null ? null : JSON.stringify(body));
   }
 
-  // "2026-11-23T22:30:05+00:00" -> local "22:30"; IE8 cannot parse ISO dates.
-  function clock(iso) {
-    var parts = /^(\d+)-(\d+)-(\d+)T(\d+):(\d+):(\d+)/.exec(iso || "");
-    if (!parts) {
-      return "";
-    }
-    var when = new Date(Date.UTC(+parts[1], +parts[2] - 1, +parts[3], +parts[4], +parts[5], +parts[6]));
-    var minutes = when.getMinutes();
-    return when.getHours() + ":" + (minutes < 10 ? "0" : "") + minutes;
-  }
-
-  function element(tag, className, text) {
-    var node = document.createElement(tag);
-    node.className = className;
-    if (text !== undefined) {
-      node.appendChild(document.createTextNode(text));
-    }
-    return node;
-  }
-
-  function render(message) {
+  function render(message, id) {
     var list = byId("messages");
     // Only names the hub signed are verified; widget posts bring any name they like.
     var verified = message.verified === true;
@@ -95,7 +64,7 @@
     if (!verified) {
       meta.appendChild(element("span", "message-guest", "guest"));
     }
-    meta.appendChild(element("span", "message-time", clock(message.time)));
+    meta.appendChild(element("span", "message-time", ssehub.clock(id)));
     item.appendChild(meta);
     item.appendChild(element("p", "message-text", String(message.text)));
     list.appendChild(item);
@@ -111,11 +80,12 @@
   }
 
   function listen() {
-    ssehub.open("/events?channel=" + CHANNEL + "&history=" + HISTORY, function (source, transport) {
+    var path = "/events?channel=" + encodeURIComponent(settings.channel) + "&history=" + settings.history;
+    ssehub.open(path, function (source, transport) {
       setText(byId("transport"), transport === "native" ? "EventSource" : "long-polling (EventSource polyfill)");
-      source.addEventListener("chat", function (event) {
+      source.addEventListener(settings.event, function (event) {
         setStatus("live", true);
-        render(JSON.parse(event.data));
+        render(JSON.parse(event.data), event.lastEventId);
       }, false);
       source.addEventListener("ssehub.reset", function () {
         notify("Some older messages could not be fetched; showing what the hub still has.");
@@ -135,8 +105,7 @@
     });
   }
 
-  on(byId("name-form"), "submit", function (event) {
-    if (event.preventDefault) { event.preventDefault(); } else { event.returnValue = false; }
+  onSubmit(byId("name-form"), function () {
     send("POST", "/chat/name", { name: byId("name").value }, function (status, reply) {
       if (status === 200) {
         notify("");
@@ -147,12 +116,11 @@
     });
   });
 
-  on(byId("message-form"), "submit", function (event) {
-    if (event.preventDefault) { event.preventDefault(); } else { event.returnValue = false; }
+  onSubmit(byId("message-form"), function () {
     var input = byId("text");
     postsSent += 1;
     var post = postsSent;
-    send("POST", "/chat/messages", { text: input.value }, function (status, reply) {
+    send("POST", "/chat/messages", { channel: settings.channel, text: input.value }, function (status, reply) {
       if (status === 201 && input.value !== "" && post === postsSent) {
         input.value = "";
       }
@@ -163,10 +131,28 @@
     });
   });
 
-  send("GET", "/chat/name", null, function (status, reply) {
-    if (status === 200 && reply.name) {
-      joined(reply.name);
+  function start(status, reply) {
+    if (status !== 200) {
+      notify(reply.error);
+      return;
     }
-  });
-  listen();
+    settings = reply;
+    if (settings.channel === null) {
+      setStatus("chat off", false);
+      notify("Chat is turned off on this hub.");
+      return;
+    }
+    byId("name").maxLength = settings.max_name_chars;
+    byId("text").maxLength = settings.max_text_chars;
+    send("GET", "/chat/name", null, function (status, reply) {
+      if (status === 200 && reply.name) {
+        joined(reply.name);
+      } else if (me === null) {
+        show(byId("name-form"), true);
+      }
+    });
+    listen();
+  }
+
+  send("GET", "/chat/settings", null, start);
 }(window, document));

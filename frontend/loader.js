@@ -1,9 +1,6 @@
 /* ssehub loader: native EventSource where the browser has one; otherwise the
  * vendored event-source-polyfill, long-polling. ECMAScript 3 syntax (IE8).
- *
- *   ssehub.open("/events?channel=news", function (source, transport) { ... });
- *   ssehub.channelOf(event)  // the channel of an event on a several-channel stream
- */
+ * API: ssehub.open(path, callback(source, transport)), ssehub.channelOf(event). */
 (function (window, document) {
   "use strict";
 

@@ -1,72 +1,52 @@
 /* ssehub widget: a live feed or chat in any page with one script tag.
  *   <script async src="https://HUB/widget.js" data-channel="news"></script>
- * Served after loader.js as one file. Shadow DOM where the browser has it,
+ * Served after loader.js and dom.js as one file. Shadow DOM where the browser has it,
  * prefixed class names otherwise; messages are always text, never HTML.
  * All widgets on a page share one connection. ECMAScript 3 syntax. */
 (function (window, document) {
   "use strict";
 
   var ssehub = window.ssehub;
+  var setText = ssehub.setText;
   var PREFIX = "ssehub-w";
   var MOUNTED = "data-ssehub-mounted";
   var STYLE_ID = "ssehub-w-style";
   var NAME_KEY = "ssehub-w-name";
-  var CSS = "." + PREFIX + "{font:14px/1.4 -apple-system,'Segoe UI',Roboto,Helvetica,Arial,sans-serif;color:#1c2430;" +
+  var DARK = "{color:#e6e9ee;background:#1b2130;border-color:#323b4d}";
+  // "&" stands for the widget's class, as in Sass.
+  var CSS = ("&{font:14px/1.4 -apple-system,'Segoe UI',Roboto,Helvetica,Arial,sans-serif;color:#1c2430;" +
     "background:#fff;border:1px solid #d5dbe3;border-radius:8px;overflow:hidden;text-align:left;max-width:480px}" +
-    "." + PREFIX + "-dark{color:#e6e9ee;background:#1b2130;border-color:#323b4d}" +
-    "@media (prefers-color-scheme:dark){." + PREFIX + "-auto{color:#e6e9ee;background:#1b2130;border-color:#323b4d}}" +
-    "." + PREFIX + "-head{display:flex;align-items:baseline;padding:8px 12px;font-weight:600;" +
+    "&-dark" + DARK + "@media (prefers-color-scheme:dark){&-auto" + DARK + "}" +
+    "&-head{display:flex;align-items:baseline;padding:8px 12px;font-weight:600;" +
     "border-bottom:1px solid rgba(128,128,128,.25)}" +
-    "." + PREFIX + "-title{flex:1;min-width:0;overflow:hidden;text-overflow:ellipsis;white-space:nowrap}" +
-    "." + PREFIX + "-status{flex:none;margin-left:8px;font-weight:400;font-size:12px;opacity:.7}" +
-    "." + PREFIX + "-list{list-style:none;margin:0;padding:0 12px;max-height:320px;overflow-y:auto}" +
-    "." + PREFIX + "-item{margin:0;padding:6px 0;border-bottom:1px solid rgba(128,128,128,.15)}" +
-    "." + PREFIX + "-meta{font-size:12px;opacity:.7}" +
-    "." + PREFIX + "-author{font-weight:600;margin-right:6px}" +
-    "." + PREFIX + "-guest{margin-right:6px;padding:0 4px;border:1px solid;border-radius:3px;font-style:italic}" +
-    "." + PREFIX + "-text{margin:0;white-space:pre-wrap;word-wrap:break-word}" +
-    "." + PREFIX + "-form{display:flex;gap:6px;padding:8px 12px;border-top:1px solid rgba(128,128,128,.25)}" +
-    "." + PREFIX + "-form input{min-width:0;flex:1;padding:6px 8px;border:1px solid #b8c1cc;border-radius:5px;font:inherit}" +
-    "." + PREFIX + "-form ." + PREFIX + "-name{flex:0 0 28%}" +
-    "." + PREFIX + "-form button{padding:6px 12px;border:0;border-radius:5px;background:#2b5797;color:#fff;font:inherit}" +
-    "." + PREFIX + "-notice{margin:0;padding:4px 12px;font-size:12px;color:#b3261e}";
+    "&-title{flex:1;min-width:0;overflow:hidden;text-overflow:ellipsis;white-space:nowrap}" +
+    "&-status{flex:none;margin-left:8px;font-weight:400;font-size:12px;opacity:.7}" +
+    "&-list{list-style:none;margin:0;padding:0 12px;max-height:320px;overflow-y:auto}" +
+    "&-item{margin:0;padding:6px 0;border-bottom:1px solid rgba(128,128,128,.15)}" +
+    "&-meta{font-size:12px;opacity:.7}&-author{font-weight:600;margin-right:6px}" +
+    "&-guest{margin-right:6px;padding:0 4px;border:1px solid;border-radius:3px;font-style:italic}" +
+    "&-text{margin:0;white-space:pre-wrap;word-wrap:break-word}" +
+    "&-form{display:flex;gap:6px;padding:8px 12px;border-top:1px solid rgba(128,128,128,.25)}" +
+    "&-form input{min-width:0;flex:1;padding:6px 8px;border:1px solid #b8c1cc;border-radius:5px;font:inherit}" +
+    "&-form &-name{flex:0 0 28%}" +
+    "&-form button{padding:6px 12px;border:0;border-radius:5px;background:#2b5797;color:#fff;font:inherit}" +
+    "&-notice{margin:0;padding:4px 12px;font-size:12px;color:#b3261e}").replace(/&/g, "." + PREFIX);
 
   // Shared by every copy of this script on the page (including it twice is harmless).
   var state = ssehub.widgets || (ssehub.widgets = { byChannel: {}, channels: [], connected: {} });
 
-  function element(tag, name, text) {
-    var node = document.createElement(tag);
-    node.className = PREFIX + "-" + name;
-    if (text !== undefined) {
-      node.appendChild(document.createTextNode(text));
-    }
-    return node;
-  }
-
-  function setText(node, text) {
-    while (node.firstChild) {
-      node.removeChild(node.firstChild);
-    }
-    node.appendChild(document.createTextNode(text));
-  }
-
-  function on(node, type, handler) {
-    if (node.addEventListener) {
-      node.addEventListener(type, handler, false);
-    } else {
-      node.attachEvent("on" + type, handler);
-    }
+  // Prefixed class names, for browsers without Shadow DOM.
+  function part(tag, name, text) {
+    return ssehub.element(tag, PREFIX + "-" + name, text);
   }
 
   function option(script, name, fallback) {
-    var value = script.getAttribute("data-" + name);
-    return value === null || value === "" ? fallback : value;
+    return script.getAttribute("data-" + name) || fallback; // unset or ""
   }
 
   // Where to draw: the element named by data-target, else right after the tag.
   function placeFor(script) {
-    var target = option(script, "target", "");
-    var place = target ? document.getElementById(target.replace(/^#/, "")) : null;
+    var place = document.getElementById(option(script, "target", "").replace(/^#/, ""));
     if (!place) {
       place = document.createElement("div");
       script.parentNode.insertBefore(place, script.nextSibling);
@@ -74,32 +54,24 @@
     var host = document.createElement("div");
     place.appendChild(host);
     if (host.attachShadow) {
-      var shadow = host.attachShadow({ mode: "open" });
-      var style = document.createElement("style");
-      style.appendChild(document.createTextNode(CSS));
-      shadow.appendChild(style);
-      return shadow;
-    }
-    if (!document.getElementById(STYLE_ID)) {
-      var shared = document.createElement("style");
-      shared.id = STYLE_ID;
-      shared.setAttribute("type", "text/css");
-      (document.head || document.getElementsByTagName("head")[0]).appendChild(shared);
-      if (shared.styleSheet) {
-        shared.styleSheet.cssText = CSS; // IE8
-      } else {
-        shared.appendChild(document.createTextNode(CSS));
-      }
+      host = host.attachShadow({ mode: "open" });
+      addStyle(host);
+    } else if (!document.getElementById(STYLE_ID)) {
+      addStyle(document.head || document.getElementsByTagName("head")[0]).id = STYLE_ID;
     }
     return host;
   }
 
-  // Local "22:30" of the event's id: "<ms>-<seq>", or "<channel>=<ms>-<seq>,..."
-  // with the event's own channel first.
-  function clock(id) {
-    var ms = /^(?:[^=,]*=)?(\d+)-\d+/.exec(id || "");
-    var when = ms ? new Date(+ms[1]) : new Date();
-    return when.getHours() + ":" + (when.getMinutes() < 10 ? "0" : "") + when.getMinutes();
+  function addStyle(parent) {
+    var style = document.createElement("style");
+    style.setAttribute("type", "text/css");
+    parent.appendChild(style);
+    if (style.styleSheet) {
+      style.styleSheet.cssText = CSS; // IE8
+    } else {
+      style.appendChild(document.createTextNode(CSS));
+    }
+    return style;
   }
 
   // The object that JSON `data` holds if it has `key`, else `fallback`.
@@ -117,22 +89,21 @@
     this.maxItems = Math.max(1, parseInt(option(script, "max-items", "20"), 10) || 20);
     this.newestFirst = option(script, "order", "newest-first") !== "newest-last";
     this.timestamps = option(script, "timestamps", "true") !== "false";
-    this.mode = option(script, "mode", "feed");
     var events = option(script, "events", "");
     this.events = events && "," + events.replace(/\s+/g, "") + ",";
     var theme = option(script, "theme", "auto");
-    var root = document.createElement("div");
-    root.className = PREFIX + " " + PREFIX + "-" + (theme === "dark" || theme === "light" ? theme : "auto");
-    var head = element("div", "head");
-    head.appendChild(element("span", "title", option(script, "title", this.channel)));
-    this.status = element("span", "status", "connecting\u2026");
+    var root = part("div", theme === "dark" || theme === "light" ? theme : "auto");
+    root.className += " " + PREFIX;
+    var head = part("div", "head");
+    head.appendChild(part("span", "title", option(script, "title", this.channel)));
+    this.status = part("span", "status", "connecting\u2026");
     head.appendChild(this.status);
-    this.list = element("ol", "list");
-    this.notice = element("p", "notice");
+    this.list = part("ol", "list");
+    this.notice = part("p", "notice");
     root.appendChild(head);
     root.appendChild(this.list);
     root.appendChild(this.notice);
-    if (this.mode === "chat") {
+    if (option(script, "mode", "feed") === "chat") {
       root.appendChild(this.chatForm());
     }
     placeFor(script).appendChild(root);
@@ -145,22 +116,22 @@
     // Chat events carry {"author", "text", "time", "verified"}; others show as they came.
     var message = jsonWith(data, "text", { text: data });
     var list = this.list;
-    var item = element("li", "item");
+    var item = part("li", "item");
     if (this.timestamps || message.author !== undefined) {
-      var meta = element("div", "meta");
+      var meta = part("div", "meta");
       if (message.author !== undefined) {
-        meta.appendChild(element("span", "author", String(message.author)));
+        meta.appendChild(part("span", "author", String(message.author)));
         if (message.verified !== true) {
           // Only names the hub signed are verified; anyone can type any other.
-          meta.appendChild(element("span", "guest", "guest"));
+          meta.appendChild(part("span", "guest", "guest"));
         }
       }
       if (this.timestamps) {
-        meta.appendChild(element("span", "time", clock(id)));
+        meta.appendChild(part("span", "time", ssehub.clock(id)));
       }
       item.appendChild(meta);
     }
-    item.appendChild(element("p", "text", String(message.text)));
+    item.appendChild(part("p", "text", String(message.text)));
     list.insertBefore(item, this.newestFirst ? list.firstChild : null);
     while (list.childNodes.length > this.maxItems) {
       list.removeChild(this.newestFirst ? list.lastChild : list.firstChild);
@@ -172,23 +143,20 @@
 
   Widget.prototype.chatForm = function () {
     var widget = this;
-    var form = element("form", "form");
-    var name = element("input", "name");
-    var text = element("input", "message");
+    var form = part("form", "form");
+    var name = part("input", "name");
+    var text = part("input", "message");
     var storage = null;
     try {
       storage = window.localStorage;
     } catch (blocked) {}
     name.setAttribute("placeholder", "Name");
-    name.setAttribute("maxlength", "32");
     name.value = (storage && storage.getItem(NAME_KEY)) || "";
     text.setAttribute("placeholder", "Message");
-    text.setAttribute("maxlength", "500");
     form.appendChild(name);
     form.appendChild(text);
-    form.appendChild(element("button", "send", "Send"));
-    on(form, "submit", function (event) {
-      if (event.preventDefault) { event.preventDefault(); } else { event.returnValue = false; }
+    form.appendChild(part("button", "send", "Send"));
+    ssehub.onSubmit(form, function () {
       if (storage) {
         storage.setItem(NAME_KEY, name.value);
       }
@@ -217,20 +185,12 @@
     xhr.send(JSON.stringify({ channel: this.channel, author: author, text: text }));
   };
 
-  Widget.prototype.setStatus = function (text) {
-    setText(this.status, text);
-  };
-
-  function each(channel, action) {
-    var widgets = state.byChannel[channel] || [];
-    for (var i = 0; i < widgets.length; i += 1) {
-      action(widgets[i]);
-    }
-  }
-
-  function eachWidget(channels, action) {
+  function each(channels, action) {
     for (var i = 0; i < channels.length; i += 1) {
-      each(channels[i], action);
+      var widgets = state.byChannel[channels[i]] || [];
+      for (var j = 0; j < widgets.length; j += 1) {
+        action(widgets[j]);
+      }
     }
   }
 
@@ -240,27 +200,28 @@
     var history = 1;
     for (var i = 0; i < channels.length; i += 1) {
       query += (i ? "&" : "") + "channel=" + encodeURIComponent(channels[i]);
-      each(channels[i], function (widget) { history = Math.max(history, widget.maxItems); });
+    }
+    each(channels, function (widget) { history = Math.max(history, widget.maxItems); });
+    function show(status) {
+      each(channels, function (widget) { setText(widget.status, status); });
     }
     function live() {
-      eachWidget(channels, function (widget) { widget.setStatus("live"); });
+      show("live");
     }
     ssehub.open("/events?" + query + "&history=" + Math.min(history, 100) + "&wrap=1", function (source, transport) {
       // With wrap=1 the hub sends every event as a message, {"event": type, "data": data}:
       // native EventSource only tells listeners about types named in advance.
       source.addEventListener("message", function (event) {
         var wrapped = jsonWith(event.data, "event", { event: "message", data: event.data });
-        each(ssehub.channelOf(event) || channels[0], function (widget) {
+        each([ssehub.channelOf(event) || channels[0]], function (widget) {
           widget.add(wrapped.event, wrapped.data, event.lastEventId);
         });
         live();
       }, false);
       source.addEventListener("ssehub.position", live, false);
       source.addEventListener("ssehub.reset", function (event) {
-        each(JSON.parse(event.data).channel, function (widget) {
-          while (widget.list.firstChild) {
-            widget.list.removeChild(widget.list.firstChild);
-          }
+        each([JSON.parse(event.data).channel], function (widget) {
+          ssehub.clear(widget.list);
         });
       }, false);
       source.onopen = live;
@@ -268,9 +229,7 @@
         // Long-polling ends every response on purpose; only a closed source is trouble.
         var closed = source.readyState === 2;
         if (closed || transport === "native") {
-          eachWidget(channels, function (widget) {
-            widget.setStatus(closed ? "not available on this site" : "reconnecting\u2026");
-          });
+          show(closed ? "not available on this site" : "reconnecting\u2026");
         }
       };
     });
@@ -279,9 +238,10 @@
   function connectPending() {
     var fresh = [];
     for (var i = 0; i < state.channels.length; i += 1) {
-      if (!state.connected[state.channels[i]]) {
-        state.connected[state.channels[i]] = true;
-        fresh.push(state.channels[i]);
+      var channel = state.channels[i];
+      if (!state.connected[channel]) {
+        state.connected[channel] = true;
+        fresh.push(channel);
       }
     }
     if (fresh.length) {
@@ -291,29 +251,26 @@
 
   function mountAll() {
     var scripts = document.getElementsByTagName("script");
-    var found = 0;
     for (var i = 0; i < scripts.length; i += 1) {
       var script = scripts[i];
       if (/\/widget\.js([?#]|$)/.test(script.src) && !script.getAttribute(MOUNTED) && option(script, "channel", "")) {
         script.setAttribute(MOUNTED, "1");
         var widget = new Widget(script);
-        if (!state.byChannel[widget.channel]) {
-          state.byChannel[widget.channel] = [];
+        var mates = state.byChannel[widget.channel];
+        if (!mates) {
+          mates = state.byChannel[widget.channel] = [];
           state.channels.push(widget.channel);
         }
-        state.byChannel[widget.channel].push(widget);
-        found += 1;
+        mates.push(widget);
       }
     }
-    return found;
   }
 
-  if (mountAll()) {
-    // Wait for the page's other widget tags, so they all share one connection.
-    if (document.readyState === "complete") {
-      window.setTimeout(connectPending, 0);
-    } else {
-      on(window, "load", connectPending);
-    }
+  mountAll();
+  // Wait for the page's other widget tags, so they all share one connection.
+  if (document.readyState === "complete") {
+    window.setTimeout(connectPending, 0);
+  } else {
+    ssehub.on(window, "load", connectPending);
   }
 }(window, document));

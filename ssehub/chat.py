@@ -12,6 +12,7 @@ import datetime
 import hashlib
 import json
 import unicodedata
+from collections.abc import Mapping
 
 from itsdangerous import BadData, URLSafeTimedSerializer
 from werkzeug.exceptions import BadRequest, RequestEntityTooLarge, UnsupportedMediaType
@@ -23,6 +24,8 @@ COOKIE = "ssehub_chat_name"
 COOKIE_MAX_AGE = 30 * 24 * 3600
 MAX_NAME_CHARS = 32
 MAX_TEXT_CHARS = 500
+# Messages the demo shows on load; at most stream.MAX_HISTORY, or /events refuses.
+HISTORY = 50
 CHAT_EVENT = "chat"
 MAX_BODY_BYTES = 16 * 1024
 # A burst of 5, then one message every 2 seconds.
@@ -32,7 +35,7 @@ RATE_BURST = 5
 _BLANK_LETTERS = frozenset("\u115f\u1160\u3164\uffa0")
 
 
-def fields(request: Request) -> dict[str, object]:
+def fields(request: Request) -> Mapping[str, object]:
     """The posted fields, from JSON or a form."""
     if request.mimetype == "application/json":
         return json_fields(request)
@@ -42,7 +45,7 @@ def fields(request: Request) -> dict[str, object]:
     raise UnsupportedMediaType("send Content-Type: application/json or a form")
 
 
-def json_fields(request: Request) -> dict[str, object]:
+def json_fields(request: Request) -> Mapping[str, object]:
     """A JSON object, whatever the content type: widgets post text/plain, which
     needs no CORS preflight and is all IE 8-9's XDomainRequest can send."""
     raw = bodies.read(request, MAX_BODY_BYTES)
@@ -106,7 +109,7 @@ def name_from_signed(token: str, key: bytes) -> str | None:
 def message_data(author: str, text: str, verified: bool, now: datetime.datetime | None = None) -> str:
     """The event data a chat message is published as; `verified` only when the
     author is the name the hub signed, so pages can mark the others."""
-    moment = now or datetime.datetime.now(datetime.timezone.utc)
+    moment = now or datetime.datetime.now(datetime.UTC)
     return json.dumps(
         {"author": author, "text": text, "time": moment.isoformat(timespec="seconds"), "verified": verified},
         ensure_ascii=False,

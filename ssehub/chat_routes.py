@@ -2,13 +2,14 @@
 
 The demo's author comes from the hub-signed cookie; a widget's comes with its
 post and is published as not verified (chat.py has the rules). Both publish
-through the app's one publish path.
+through the app's one publish path. The demo page reads its channel and limits
+from /chat/settings, so they are written only here and in chat.py.
 """
 
 from __future__ import annotations
 
 import secrets
-from typing import Callable
+from collections.abc import Callable
 
 from werkzeug.exceptions import Forbidden, HTTPException, TooManyRequests, Unauthorized
 from werkzeug.routing import Rule
@@ -24,6 +25,7 @@ from .responses import broker_unavailable, error_response, json_response
 
 class ChatRoutes:
     rules = [
+        Rule("/chat/settings", endpoint="chat_settings", methods=["GET"]),
         Rule("/chat/name", endpoint="chat_name", methods=["GET", "POST"]),
         Rule("/chat/messages", endpoint="chat_message", methods=["POST"]),
         Rule("/widget/messages", endpoint="widget_message", methods=["POST", "OPTIONS"]),
@@ -35,6 +37,20 @@ class ChatRoutes:
         self._secret_key = (config.secret_key or secrets.token_hex(32)).encode()
         self._limiter = RateLimiter(chat.RATE_PER_SECOND, chat.RATE_BURST)
 
+    def on_chat_settings(self, request: Request) -> Response:
+        """What the demo page needs to know: the channel it posts to and listens
+        on (None: chat is off), and the limits the hub enforces."""
+        channels = self._config.chat_channels
+        return json_response(
+            {
+                "channel": channels[0] if channels else None,
+                "event": chat.CHAT_EVENT,
+                "max_name_chars": chat.MAX_NAME_CHARS,
+                "max_text_chars": chat.MAX_TEXT_CHARS,
+                "history": chat.HISTORY,
+            }
+        )
+
     def on_chat_name(self, request: Request) -> Response:
         if request.method == "GET":
             return json_response({"name": chat.name_from_cookie(request, self._secret_key)})
@@ -42,8 +58,12 @@ class ChatRoutes:
         name = chat.check_name(chat.fields(request).get("name"))
         response = json_response({"name": name})
         response.set_cookie(
-            chat.COOKIE, chat.signed_name(name, self._secret_key), max_age=chat.COOKIE_MAX_AGE,
-            httponly=True, samesite="Lax", secure=request.scheme == "https",
+            chat.COOKIE,
+            chat.signed_name(name, self._secret_key),
+            max_age=chat.COOKIE_MAX_AGE,
+            httponly=True,
+            samesite="Lax",
+            secure=request.scheme == "https",
         )
         return response
 

@@ -7,12 +7,15 @@ from werkzeug.wrappers import Request, Response
 
 from . import static
 
+# One file per script tag: the loader, the DOM helpers both pages share, then the page's own code.
+BUNDLES = {name: ("loader.js", "dom.js", name) for name in ("chat.js", "widget.js")}
+
 
 class Pages:
     rules = [
         Rule("/", endpoint="index", methods=["GET"]),
-        Rule("/<any(loader.js, chat.js, chat.css):name>", endpoint="frontend", methods=["GET"]),
-        Rule("/widget.js", endpoint="widget", methods=["GET"]),
+        Rule("/<any(loader.js, chat.css):name>", endpoint="frontend", methods=["GET"]),
+        Rule("/<any(chat.js, widget.js):name>", endpoint="bundle", methods=["GET"]),
         Rule("/polyfills/<path:path>", endpoint="polyfill", methods=["GET"]),
     ]
 
@@ -22,9 +25,8 @@ class Pages:
     def on_frontend(self, request: Request, name: str) -> Response:
         return static.serve(request, static.FRONTEND, name, max_age=300)
 
-    def on_widget(self, request: Request) -> Response:
-        # One file for one script tag: the loader, then the widget that uses it.
-        return static.bundle(request, static.FRONTEND, ("loader.js", "widget.js"), max_age=300)
+    def on_bundle(self, request: Request, name: str) -> Response:
+        return static.bundle(request, static.FRONTEND, BUNDLES[name], max_age=300)
 
     def on_polyfill(self, request: Request, path: str) -> Response:
         # The path names the pinned version, so it never changes.

@@ -3,17 +3,24 @@
 import hashlib
 import json
 import os
+import re
 import subprocess
 
 import pytest
 import webtest
 
 from ssehub import chat
+from ssehub.stream import MAX_HISTORY
 from tests.conftest import TEST_CONFIG
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 POLYFILL = "polyfills/event-source-polyfill/1.0.31/eventsource.js"
 POLYFILL_SHA256 = "bcd881c256856288249248287166b5c72097b17fc674ffac6d91e1293df8e4e6"
+# Node parses the file named first on its command line as IE8 would.
+PARSE_AS_ES3 = (
+    "require('acorn').parse(require('fs').readFileSync(process.argv[1], 'utf8'),"
+    " {ecmaVersion: 3, allowReserved: 'never'});"
+)
 
 
 def test_the_vendored_polyfill_is_exactly_event_source_polyfill_1_0_31():
@@ -22,21 +29,20 @@ def test_the_vendored_polyfill_is_exactly_event_source_polyfill_1_0_31():
     assert os.path.exists(os.path.join(ROOT, os.path.dirname(POLYFILL), "LICENSE"))
 
 
-@pytest.mark.parametrize("script", ["frontend/loader.js", "frontend/chat.js", "frontend/widget.js", POLYFILL])
+@pytest.mark.parametrize(
+    "script", ["frontend/loader.js", "frontend/dom.js", "frontend/chat.js", "frontend/widget.js", POLYFILL]
+)
 def test_scripts_parse_as_ecmascript_3_like_ie8(script):
-    check = (
-        "const acorn = require('acorn');"
-        "acorn.parse(require('fs').readFileSync(process.argv[1], 'utf8'), {ecmaVersion: 3, allowReserved: 'never'});"
-    )
-    result = subprocess.run(["node", "-e", check, script], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    result = subprocess.run(["node", "-e", PARSE_AS_ES3, script], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
 
 
 def test_the_parse_check_catches_what_ie8_cannot_parse(tmp_path):
     bad = tmp_path / "bad.js"
     bad.write_text("var o = {a: 1,}; o.default = 2;")
-    check = "require('acorn').parse(require('fs').readFileSync(process.argv[1], 'utf8'), {ecmaVersion: 3, allowReserved: 'never'});"
-    result = subprocess.run(["node", "-e", check, str(bad)], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        ["node", "-e", PARSE_AS_ES3, str(bad)], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
     assert result.returncode != 0
 
 
@@ -55,13 +61,57 @@ def test_the_loader_stays_small():
     assert os.path.getsize(os.path.join(ROOT, "frontend/loader.js")) < 5000
 
 
-def test_widget_js_is_the_loader_and_the_widget_in_one_small_file(testapp):
-    reply = testapp.get("/widget.js")
+def frontend_file(name):
+    with open(os.path.join(ROOT, "frontend", name), "rb") as source:
+        return source.read()
+
+
+@pytest.mark.parametrize("script", ["widget.js", "chat.js"])
+def test_each_page_script_is_the_loader_the_dom_helpers_and_its_own_code_in_one_file(testapp, script):
+    reply = testapp.get(f"/{script}")
     assert reply.headers["Content-Type"] == "text/javascript; charset=utf-8"
-    assert b"window[NAMESPACE] = { open: open" in reply.body and b"ssehub widget:" in reply.body
+    assert reply.body == b"\n".join(frontend_file(name) for name in ("loader.js", "dom.js", script))
+    assert testapp.get(f"/{script}", headers={"If-None-Match": reply.headers["ETag"]}, status=304)
+
+
+def test_widget_js_stays_small(testapp):
     # The README states the size; keep it honest (unminified, before gzip).
-    assert len(reply.body) < 17_000
-    assert testapp.get("/widget.js", headers={"If-None-Match": reply.headers["ETag"]}, status=304)
+    assert len(testapp.get("/widget.js").body) < 17_000
+
+
+@pytest.mark.parametrize("helper", ["on", "onSubmit", "setText", "element", "clock"])
+def test_the_dom_helpers_are_written_once_in_dom_js(helper):
+    # Issue 10, item 4: two copies of clock had already drifted apart.
+    definition = re.compile(rb"function " + helper.encode() + rb"\(")
+    assert definition.search(frontend_file("dom.js"))
+    assert not definition.search(frontend_file("chat.js")) and not definition.search(frontend_file("widget.js"))
+
+
+def clocks(*ids):
+    """dom.js's clock for each id, run by Node in Kathmandu (UTC+05:45), where
+    local time differs from UTC in hours and minutes."""
+    run = (
+        "const window = {ssehub: {}};"
+        "require('vm').runInNewContext(require('fs').readFileSync('frontend/dom.js', 'utf8'),"
+        " {window: window, document: {}});"
+        "console.log(JSON.stringify(JSON.parse(process.argv[1]).map(window.ssehub.clock)));"
+    )
+    env = {**os.environ, "TZ": "Asia/Kathmandu"}
+    result = subprocess.run(
+        ["node", "-e", run, json.dumps(ids)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def test_clock_shows_the_local_time_an_event_id_was_published():
+    # 1700000400000 ms is 2023-11-14 22:20 UTC, 04:05 the next day in Kathmandu.
+    assert clocks("1700000400000-0", "news=1700000400000-7,chat=1-0") == ["4:05", "4:05"]
+
+
+@pytest.mark.parametrize("bad", [None, "", "hello", "1700000400000", "-0", "99999999999999999999-0"])
+def test_clock_shows_nothing_for_an_id_without_a_time_rather_than_a_wrong_time(bad):
+    assert clocks(bad) == [""]
 
 
 @pytest.mark.parametrize(
@@ -144,7 +194,12 @@ def test_a_forged_cookie_is_not_a_name(chat_client):
 
 @pytest.mark.parametrize(
     "name, message",
-    [("", "a name is 1-32 characters"), ("x" * 33, "a name is 1-32 characters"), ("a\x07b", "control characters"), (5, "1-32")],
+    [
+        ("", "a name is 1-32 characters"),
+        ("x" * 33, "a name is 1-32 characters"),
+        ("a\x07b", "control characters"),
+        (5, "1-32"),
+    ],
 )
 def test_bad_names_are_refused(chat_client, name, message):
     assert message in chat_client.post_json("/chat/name", {"name": name}, status=400).json["error"]
@@ -180,7 +235,9 @@ def test_a_burst_of_posts_is_rate_limited_per_client(chat_client):
 
 def test_cross_site_chat_posts_are_refused(chat_client):
     join(chat_client)
-    reply = chat_client.post_json("/chat/messages", {"text": "x"}, headers={"Origin": "https://evil.example"}, status=403)
+    reply = chat_client.post_json(
+        "/chat/messages", {"text": "x"}, headers={"Origin": "https://evil.example"}, status=403
+    )
     assert "hub's own page" in reply.json["error"]
 
 
@@ -195,6 +252,27 @@ def test_an_oversized_chat_body_is_413_json(chat_client):
     join(chat_client)
     reply = chat_client.post("/chat/messages", b"x" * 20_000, content_type="application/json", status=413)
     assert reply.json["error"]
+
+
+def test_chat_settings_give_the_page_the_hubs_channel_and_limits(testapp):
+    assert testapp.get("/chat/settings").json == {
+        "channel": "chat",
+        "event": chat.CHAT_EVENT,
+        "max_name_chars": chat.MAX_NAME_CHARS,
+        "max_text_chars": chat.MAX_TEXT_CHARS,
+        "history": chat.HISTORY,
+    }
+    assert chat.HISTORY <= MAX_HISTORY  # more would be a 400 from /events
+
+
+@pytest.mark.parametrize("channels, channel", [(("lobby", "chat"), "lobby"), ((), None)])
+def test_chat_settings_name_the_channel_posts_go_to_or_none_when_chat_is_off(make_app, channels, channel):
+    client = webtest.TestApp(make_app(chat_channels=channels))
+    assert client.get("/chat/settings").json["channel"] == channel
+
+
+def test_the_demo_page_writes_no_limits_of_its_own():
+    assert b"maxlength" not in frontend_file("index.html").lower()
 
 
 HOST = "https://blog.example"
@@ -215,7 +293,9 @@ def test_widget_chat_from_an_allowed_origin_is_published_with_cors(widget_client
     assert reply.headers["Access-Control-Allow-Origin"] == HOST
     data = json.loads(widget_client.app.broker.recent("chat", 1)[0].data)
     assert (data["author"], data["text"]) == ("Ada", "hi")
-    widget_post(widget_client, {"channel": "chat", "author": "Ada", "text": "json too"}, content_type="application/json")
+    widget_post(
+        widget_client, {"channel": "chat", "author": "Ada", "text": "json too"}, content_type="application/json"
+    )
 
 
 @pytest.mark.parametrize("origin", ["https://evil.example", None])
@@ -243,7 +323,9 @@ def test_widget_chat_refusals_are_readable_by_the_page(widget_client, body, stat
 
 
 def test_widget_chat_is_rate_limited_per_client(widget_client):
-    replies = [widget_post(widget_client, {"channel": "chat", "author": "Ada", "text": str(n)}, status="*") for n in range(7)]
+    replies = [
+        widget_post(widget_client, {"channel": "chat", "author": "Ada", "text": str(n)}, status="*") for n in range(7)
+    ]
     assert [r.status_int for r in replies][-1] == 429
 
 
