@@ -16,8 +16,15 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from typing import Any
 
 from tests.redis_server import free_port
+
+# Screenshots for a person to look at.
+ARTIFACTS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "test-artifacts")
+# Scripts for Browser.before_page_scripts: the old browsers the polyfill is for.
+NO_EVENTSOURCE = "delete window.EventSource;"
+NO_FETCH = "delete window.fetch;"
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
@@ -55,10 +62,12 @@ class Driver:
                     raise RuntimeError("chromedriver did not start") from None
                 time.sleep(0.05)
 
-    def call(self, method: str, path: str, body: object = None) -> object:
+    def call(self, method: str, path: str, body: object = None) -> Any:
         data = json.dumps(body).encode() if body is not None else (b"{}" if method == "POST" else None)
         request = urllib.request.Request(
-            f"http://127.0.0.1:{self.port}{path}", data=data, method=method,
+            f"http://127.0.0.1:{self.port}{path}",
+            data=data,
+            method=method,
             headers={"Content-Type": "application/json"},
         )
         try:
@@ -67,7 +76,7 @@ class Driver:
         except urllib.error.HTTPError as error:
             raise RuntimeError(f"WebDriver {method} {path}: {error.read()[:500]!r}") from None
 
-    def browser(self) -> "Browser":
+    def browser(self) -> Browser:
         return Browser(self)
 
     def stop(self) -> None:
@@ -89,7 +98,8 @@ class Browser:
     def before_page_scripts(self, source: str) -> None:
         """Run `source` in every new document before the page's own scripts."""
         self.driver.call(
-            "POST", f"{self.session}/goog/cdp/execute",
+            "POST",
+            f"{self.session}/goog/cdp/execute",
             {"cmd": "Page.addScriptToEvaluateOnNewDocument", "params": {"source": source}},
         )
 

@@ -1,4 +1,4 @@
-"""Fixtures: the app under WebTest, and a live gevent server on a free port.
+"""Fixtures: the app under WebTest, a live gevent server on a free port, Redis, browsers.
 
 gevent's monkey-patching comes first, as in service.py, so the test client's
 sockets and the server share one event loop in this process.
@@ -17,10 +17,11 @@ import gevent.pool  # noqa: E402
 import pytest  # noqa: E402
 import webtest  # noqa: E402
 
+import tests.hypothesis_profiles  # noqa: E402,F401  (profiles before any test module's settings)
 from ssehub.app import create_app  # noqa: E402
 from ssehub.config import Config  # noqa: E402
 from ssehub.server import wsgi_server  # noqa: E402
-import tests.hypothesis_profiles  # noqa: E402,F401  (profiles before any test module's settings)
+from tests.browser import Driver  # noqa: E402
 from tests.redis_server import RedisServer  # noqa: E402
 from tests.sse import StreamReader  # noqa: E402
 
@@ -79,8 +80,10 @@ class LiveServer:
         self.readers.append(reader)
         return reader
 
-    def request(self, method: str, path: str, body: object = None, headers: dict[str, str] | None = None):
-        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
+    def request(
+        self, method: str, path: str, body: object = None, headers: dict[str, str] | None = None, timeout: float = 5
+    ):
+        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
         payload = json.dumps(body) if body is not None and not isinstance(body, (str, bytes)) else body
         all_headers = {"Content-Type": "application/json", **(headers or {})}
         connection.request(method, path, body=payload, headers=all_headers)
@@ -115,6 +118,31 @@ def live(make_app):
     yield start
     for server in servers:
         server.stop()
+
+
+@pytest.fixture(scope="module")
+def driver():
+    """One chromedriver for a module's browser tests."""
+    running = Driver()
+    yield running
+    running.stop()
+
+
+@pytest.fixture
+def browsers(driver):
+    """Open headless Chromium browsers, each given scripts to run before every page's own."""
+    opened = []
+
+    def open_browser(*before_page):
+        browser = driver.browser()
+        for source in before_page:
+            browser.before_page_scripts(source)
+        opened.append(browser)
+        return browser
+
+    yield open_browser
+    for browser in opened:
+        browser.quit()
 
 
 @pytest.fixture(scope="session")

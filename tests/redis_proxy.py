@@ -2,10 +2,14 @@
 
 A lost reply is the fault behind a write whose outcome is unknown: the
 command ran, the connection died before its answer arrived (issue 8, item 3).
-Slow replies widen the windows in which subscribers race (item 2).
+Slow replies widen the windows in which subscribers race (item 2). A hook
+that runs before a command is forwarded lets a test act at an exact moment,
+e.g. publish after the hub read a head but before its SSUBSCRIBE took effect.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import gevent
 import gevent.event
@@ -22,12 +26,18 @@ class RedisProxy:
         self.dropped = 0
         # Seconds each reply is held back.
         self.reply_delay = 0.0
+        # When set: called with each chunk of commands before Redis gets it.
+        self.before_forwarding: Callable[[bytes], None] | None = None
         self._server = gevent.server.StreamServer(("127.0.0.1", 0), self._handle)
         self._server.start()
         self.url = f"redis://127.0.0.1:{self._server.server_port}/0"
 
     def _handle(self, client: socket.socket, _address) -> None:
-        upstream = socket.create_connection(("127.0.0.1", self._redis_port))
+        try:
+            upstream = socket.create_connection(("127.0.0.1", self._redis_port))
+        except OSError:
+            client.close()  # Redis is down: so is the proxied connection
+            return
         doomed = gevent.event.Event()
 
         def requests() -> None:
@@ -35,6 +45,8 @@ class RedisProxy:
                 if self.drop_reply_to is not None and self.drop_reply_to in chunk:
                     self.drop_reply_to = None
                     doomed.set()
+                if self.before_forwarding is not None:
+                    self.before_forwarding(chunk)
                 upstream.sendall(chunk)
 
         def replies() -> None:
@@ -50,6 +62,17 @@ class RedisProxy:
         gevent.killall(greenlets)
         for sock in (client, upstream):
             sock.close()
+
+    def before_subscribing(self, key: str, action: Callable[[], None]) -> None:
+        """Run `action` once, just before Redis gets the next SSUBSCRIBE naming `key`:
+        after the hub has read the head, before its subscription takes effect."""
+
+        def hook(chunk: bytes) -> None:
+            if b"SSUBSCRIBE" in chunk and key.encode() in chunk:
+                self.before_forwarding = None
+                action()
+
+        self.before_forwarding = hook
 
     def stop(self) -> None:
         self._server.stop()

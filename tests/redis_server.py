@@ -20,21 +20,34 @@ def free_port() -> int:
 
 class RedisServer:
     def __init__(self, directory: str, appendonly: bool = False):
-        self.binary = shutil.which("redis-server")
-        if self.binary is None:
+        binary = shutil.which("redis-server")
+        if binary is None:
             raise RuntimeError("redis-server is not installed: `apt-get install redis-server` (.ci/run does this)")
+        self.binary = binary
         self.directory = directory
         self.appendonly = appendonly
         self.port = free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self.process: subprocess.Popen | None = None
 
-    def start(self) -> "RedisServer":
+    def start(self) -> RedisServer:
         # appendfsync always: an acknowledged write survives a kill -9.
         persistence = ["--appendonly", "yes", "--appendfsync", "always"] if self.appendonly else ["--appendonly", "no"]
         self.process = subprocess.Popen(
-            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--dir", self.directory,
-             "--logfile", os.path.join(self.directory, "redis.log"), *persistence],
+            [
+                self.binary,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--dir",
+                self.directory,
+                "--logfile",
+                os.path.join(self.directory, "redis.log"),
+                *persistence,
+            ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
@@ -62,10 +75,15 @@ class RedisServer:
         self.start()
 
     def pause(self) -> None:
-        self.process.send_signal(signal.SIGSTOP)
+        self._running().send_signal(signal.SIGSTOP)
 
     def resume(self) -> None:
-        self.process.send_signal(signal.SIGCONT)
+        self._running().send_signal(signal.SIGCONT)
+
+    def _running(self) -> subprocess.Popen:
+        if self.process is None:
+            raise RuntimeError("start() the redis-server first")
+        return self.process
 
     def stop(self) -> None:
         if self.process and self.process.poll() is None:

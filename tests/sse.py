@@ -13,7 +13,7 @@ import random
 import socket
 import struct
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import gevent
 
@@ -46,7 +46,7 @@ class Parser:
             text = text.removeprefix("\ufeff")
             self._first = False
         self._buffer += text
-        messages = []
+        messages: list[Message] = []
         while True:
             line, found = self._next_line()
             if not found:
@@ -114,7 +114,7 @@ class StreamReader:
         self.raw = b""
         self.ended = False
 
-    def read_until(self, done: Callable[["StreamReader"], bool], timeout: float = 5) -> "StreamReader":
+    def read_until(self, done: Callable[[StreamReader], bool], timeout: float = 5) -> StreamReader:
         deadline = time.monotonic() + timeout
         while not done(self):
             if self.ended:
@@ -125,7 +125,7 @@ class StreamReader:
             self.connection.sock.settimeout(remaining)
             try:
                 chunk = self.response.read1(65536)
-            except (socket.timeout, TimeoutError):
+            except TimeoutError:
                 continue
             if not chunk:
                 self.ended = True
@@ -139,7 +139,7 @@ class StreamReader:
         self.read_until(lambda reader: len(reader.messages) >= count, timeout)
         return self.messages[:count]
 
-    def read_to_end(self, timeout: float = 5) -> "StreamReader":
+    def read_to_end(self, timeout: float = 5) -> StreamReader:
         return self.read_until(lambda reader: reader.ended, timeout)
 
     def close(self, abrupt: bool = False) -> None:
@@ -149,7 +149,6 @@ class StreamReader:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         self.connection.close()
         self.response.close()
-
 
 
 class ResumingSubscriber:

@@ -85,9 +85,13 @@ def test_forwarding_headers_are_believed_only_from_trusted_proxies(make_app):
     app = make_app(trusted_proxies=(ipaddress.ip_network("10.0.0.0/8"),))
     forged = {"X-Forwarded-For": "198.51.100.7"}
     from_proxy = webtest.TestApp(app, extra_environ={"REMOTE_ADDR": "10.1.2.3"})
-    assert "came from 198.51.100.7" in from_proxy.post_json("/publish", PUBLISH, headers=forged, status=403).json["error"]
+    assert (
+        "came from 198.51.100.7" in from_proxy.post_json("/publish", PUBLISH, headers=forged, status=403).json["error"]
+    )
     from_elsewhere = webtest.TestApp(app, extra_environ={"REMOTE_ADDR": "192.0.2.1"})
-    assert "came from 192.0.2.1" in from_elsewhere.post_json("/publish", PUBLISH, headers=forged, status=403).json["error"]
+    assert (
+        "came from 192.0.2.1" in from_elsewhere.post_json("/publish", PUBLISH, headers=forged, status=403).json["error"]
+    )
 
 
 def stream_from(port, source):

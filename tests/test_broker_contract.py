@@ -44,7 +44,11 @@ def test_replay_after_an_id_returns_only_newer_events_in_order(make_broker):
     ids = [broker.publish("news", str(n), "kind" if n % 2 else None) for n in range(5)]
     replay = broker.replay("news", ids[1], limit=100)
     assert replay.exact and replay.start == ids[1]
-    assert [(e.data, e.type, e.id) for e in replay.events] == [("2", None, ids[2]), ("3", "kind", ids[3]), ("4", None, ids[4])]
+    assert [(e.data, e.type, e.id) for e in replay.events] == [
+        ("2", None, ids[2]),
+        ("3", "kind", ids[3]),
+        ("4", None, ids[4]),
+    ]
 
 
 def test_replay_respects_the_limit_and_pages_on(make_broker):

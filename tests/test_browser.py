@@ -9,35 +9,12 @@ import os
 import gevent
 import pytest
 
-from tests.browser import Driver
+from tests.browser import ARTIFACTS, NO_EVENTSOURCE, NO_FETCH
 
-ARTIFACTS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "test-artifacts")
-NO_EVENTSOURCE = "delete window.EventSource;"
-NO_FETCH = "delete window.fetch;"
-MESSAGES = "Array.prototype.map.call(document.querySelectorAll('#messages .message-text'), function (p) { return p.textContent; })"
-
-
-@pytest.fixture(scope="module")
-def driver():
-    running = Driver()
-    yield running
-    running.stop()
-
-
-@pytest.fixture
-def browsers(driver):
-    opened = []
-
-    def open_browser(*before_page):
-        browser = driver.browser()
-        for source in before_page:
-            browser.before_page_scripts(source)
-        opened.append(browser)
-        return browser
-
-    yield open_browser
-    for browser in opened:
-        browser.quit()
+MESSAGES = (
+    "Array.prototype.map.call(document.querySelectorAll('#messages .message-text'),"
+    " function (p) { return p.textContent; })"
+)
 
 
 def chat_event(text, author="python"):
@@ -107,7 +84,9 @@ def publish_in_bursts_and_pauses(server, count=100):
         ("cut-off", [NO_EVENTSOURCE], 3),
     ],
 )
-def test_the_polyfill_long_polls_100_events_in_order_none_lost_none_repeated(live, browsers, name, before_page, cut_every):
+def test_the_polyfill_long_polls_100_events_in_order_none_lost_none_repeated(
+    live, browsers, name, before_page, cut_every
+):
     polls = {}
 
     def wrap(app):
@@ -129,19 +108,24 @@ def test_the_polyfill_long_polls_100_events_in_order_none_lost_none_repeated(liv
 
 
 def join(browser, name):
-    browser.run("document.getElementById('name').value = arguments[0];"
-                "document.querySelector('#name-form button').click();", name)
+    browser.run(
+        "document.getElementById('name').value = arguments[0];document.querySelector('#name-form button').click();",
+        name,
+    )
     browser.wait_until("document.getElementById('message-form').className.indexOf('is-hidden') === -1")
 
 
 def post(browser, text):
-    browser.run("document.getElementById('text').value = arguments[0];"
-                "document.querySelector('#message-form button').click();", text)
+    browser.run(
+        "document.getElementById('text').value = arguments[0];document.querySelector('#message-form button').click();",
+        text,
+    )
 
 
 def notice(browser):
-    return browser.run("var n = document.getElementById('notice');"
-                       "return n.className.indexOf('is-hidden') === -1 ? n.textContent : '';")
+    return browser.run(
+        "var n = document.getElementById('notice');return n.className.indexOf('is-hidden') === -1 ? n.textContent : '';"
+    )
 
 
 def test_chat_between_two_pages_shows_each_message_once_and_markup_as_text(live, browsers):
@@ -157,8 +141,10 @@ def test_chat_between_two_pages_shows_each_message_once_and_markup_as_text(live,
     for browser in (ada, bob):
         browser.wait_until(f"{MESSAGES}.length === 2")
         assert browser.run(f"return {MESSAGES};") == ["hello Bob", hostile]
-        authors = browser.run("return Array.prototype.map.call(document.querySelectorAll('.message-author'),"
-                              " function (a) { return a.textContent; });")
+        authors = browser.run(
+            "return Array.prototype.map.call(document.querySelectorAll('.message-author'),"
+            " function (a) { return a.textContent; });"
+        )
         assert authors == ["Ada", "Bob"]
         assert browser.run("return document.querySelectorAll('#messages img, #messages script').length;") == 0
         assert browser.run("return window.pwned === undefined;")
@@ -189,13 +175,58 @@ def test_the_demo_marks_names_it_did_not_sign_as_guests(live, browsers):
     post(ada, "signed by the hub")
     ada.wait_until(f"{MESSAGES}.length === 1")
     # What anyone can send with curl: the hub's own Origin and any name, no cookie.
-    status, _ = server.request("POST", "/widget/messages", {"channel": "chat", "author": "Ada", "text": "not Ada"},
-                               headers={"Origin": server.url})
+    status, _ = server.request(
+        "POST",
+        "/widget/messages",
+        {"channel": "chat", "author": "Ada", "text": "not Ada"},
+        headers={"Origin": server.url},
+    )
     assert status == 201
     ada.wait_until(f"{MESSAGES}.length === 2")
-    rows = ada.run("return Array.prototype.map.call(document.querySelectorAll('#messages .message'), function (m) {"
-                   " var guest = m.querySelector('.message-guest');"
-                   " return [m.querySelector('.message-author').textContent, guest && guest.textContent,"
-                   " m.className.indexOf('message-mine') !== -1]; });")
+    rows = ada.run(
+        "return Array.prototype.map.call(document.querySelectorAll('#messages .message'), function (m) {"
+        " var guest = m.querySelector('.message-guest');"
+        " return [m.querySelector('.message-author').textContent, guest && guest.textContent,"
+        " m.className.indexOf('message-mine') !== -1]; });"
+    )
     assert rows == [["Ada", None, True], ["Ada", "guest", False]]
     ada.screenshot(os.path.join(ARTIFACTS, "chat-guest.png"))
+
+
+def test_the_demo_listens_on_the_channel_it_posts_to(live, browsers):
+    # Issue 10, item 4: with CHAT_CHANNELS=lobby the page listened on "chat" and never saw its own posts.
+    server = live(secret_key="k" * 32, chat_channels=("lobby",))
+    browser = browsers()
+    open_demo(browser, server, "EventSource")
+    join(browser, "Ada")
+    post(browser, "hello lobby")
+    browser.wait_until(f"{MESSAGES}.length === 1", message="the post to show")
+    assert browser.run(f"return {MESSAGES};") == ["hello lobby"]
+
+
+def test_with_chat_turned_off_the_demo_says_so_instead_of_offering_to_join(live, browsers):
+    server = live(chat_channels=())
+    browser = browsers()
+    browser.get(server.url + "/")
+    browser.wait_until("document.getElementById('notice').textContent !== ''", message="the notice")
+    assert notice(browser) == "Chat is turned off on this hub."
+    shown = browser.run("return Array.prototype.map.call(document.forms, function (f) { return f.offsetHeight > 0; });")
+    assert shown == [False, False]
+    browser.screenshot(os.path.join(ARTIFACTS, "chat-off.png"))
+
+
+def test_the_demo_takes_its_limits_and_history_from_the_hub(live, browsers, monkeypatch):
+    monkeypatch.setattr("ssehub.chat.MAX_NAME_CHARS", 12)
+    monkeypatch.setattr("ssehub.chat.MAX_TEXT_CHARS", 40)
+    monkeypatch.setattr("ssehub.chat.HISTORY", 2, raising=False)
+    server = live()
+    for n in range(3):
+        server.publish("chat", chat_event(f"old {n}"), event="chat")
+    browser = browsers()
+    open_demo(browser, server, "EventSource")
+    browser.wait_until(f"{MESSAGES}.length >= 2", message="the history")
+    assert browser.run(f"return {MESSAGES};") == ["old 1", "old 2"]
+    limits = browser.run(
+        "return [document.getElementById('name').maxLength, document.getElementById('text').maxLength];"
+    )
+    assert limits == [12, 40]

@@ -106,7 +106,7 @@ def test_signed_names_round_trip_and_an_altered_one_is_refused():
     assert chat.name_from_signed(token, b"k" * 32) == "Ada"
     assert chat.name_from_signed(token, b"x" * 32) is None
     alice = chat.signed_name("Alice", b"k" * 32)
-    assert chat.name_from_signed(alice.split(".")[0] + token[token.index("."):], b"k" * 32) is None
+    assert chat.name_from_signed(alice.split(".")[0] + token[token.index(".") :], b"k" * 32) is None
 
 
 @pytest.mark.parametrize(

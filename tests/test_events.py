@@ -170,11 +170,14 @@ def test_metrics_report_subscribers_publishes_deliveries_and_the_broker(live):
     assert reply.headers["Content-Type"].startswith("text/plain; version=0.0.4")
     values = dict(line.split(" ") for line in reply.read().decode().splitlines() if not line.startswith("#"))
     assert values == {
-        "ssehub_subscribers": "3", "ssehub_channels": "1", "ssehub_published_total": "1",
-        "ssehub_deliveries_total": "3", "ssehub_evictions_total": "0", "ssehub_broker_up": "1",
+        "ssehub_subscribers": "3",
+        "ssehub_channels": "1",
+        "ssehub_published_total": "1",
+        "ssehub_deliveries_total": "3",
+        "ssehub_evictions_total": "0",
+        "ssehub_broker_up": "1",
         "ssehub_streams_refused_total": "0",
     }
-
 
 
 def test_wrap_sends_every_event_unnamed_with_its_type_in_the_data(make_app):
@@ -183,8 +186,10 @@ def test_wrap_sends_every_event_unnamed_with_its_type_in_the_data(make_app):
     plain = app.broker.publish("news", "plain")
     body = webtest.TestApp(app).get("/events?channel=news&history=2&wrap=1&ssehub_poll=1").body
     assert body.endswith(
-        b"id: %d-%d\n" % greet + b'data: {"event": "greet", "data": "hello\\nworld"}\n\n'
-        + b"id: %d-%d\n" % plain + b'data: {"event": "message", "data": "plain"}\n\n'
+        b"id: %d-%d\n" % greet
+        + b'data: {"event": "greet", "data": "hello\\nworld"}\n\n'
+        + b"id: %d-%d\n" % plain
+        + b'data: {"event": "message", "data": "plain"}\n\n'
     )
 
 

@@ -42,12 +42,13 @@ def webtest_app(app):
 
 
 def chunked(body: bytes, size: int = 8192) -> bytes:
-    pieces = (body[start:start + size] for start in range(0, len(body), size))
+    pieces = (body[start : start + size] for start in range(0, len(body), size))
     return b"".join(b"%x\r\n%s\r\n" % (len(piece), piece) for piece in pieces) + b"0\r\n\r\n"
 
 
-@pytest.mark.parametrize("body", [nested(20_000), '{"channel": "news", "data": %s}' % nested(20_000)],
-                         ids=["whole body", "inside data"])
+@pytest.mark.parametrize(
+    "body", [nested(20_000), f'{{"channel": "news", "data": {nested(20_000)}}}'], ids=["whole body", "inside data"]
+)
 def test_json_nested_20000_deep_is_refused_on_publish(testapp, body):
     reply = testapp.post("/publish", body, content_type="application/json", status=400)
     assert f"nested more than {MAX_JSON_DEPTH} levels" in reply.json["error"]
@@ -55,7 +56,7 @@ def test_json_nested_20000_deep_is_refused_on_publish(testapp, body):
 
 def test_json_nested_to_the_limit_is_published_and_one_level_more_is_refused(testapp):
     def event(data_depth):
-        return '{"channel": "news", "data": %s}' % nested(data_depth)
+        return f'{{"channel": "news", "data": {nested(data_depth)}}}'
 
     testapp.post("/publish", event(MAX_JSON_DEPTH - 1), content_type="application/json", status=201)
     testapp.post("/publish", event(MAX_JSON_DEPTH), content_type="application/json", status=400)
@@ -110,14 +111,21 @@ def test_an_unreadable_chat_cookie_is_replaced_by_a_new_name(testapp, cookie):
 
 @pytest.mark.parametrize("cookie", UNREADABLE_COOKIES)
 def test_posting_with_an_unreadable_chat_cookie_asks_for_a_name_first(testapp, cookie):
-    reply = testapp.post_json("/chat/messages", {"channel": "chat", "text": "hi"}, headers={"Cookie": cookie}, status=401)
+    reply = testapp.post_json(
+        "/chat/messages", {"channel": "chat", "text": "hi"}, headers={"Cookie": cookie}, status=401
+    )
     assert reply.json == {"error": "pick a name before posting"}
 
 
 # Not one origin: folded over two lines, two origins, no host, a broken IPv6 literal.
 NOT_AN_ORIGIN = [
-    "https://a.example\r\n https://b.example", "https://a.example\n", "https://a.example https://b.example",
-    "https://a.example,https://b.example", "https://", "http://[", "https://a.example/path",
+    "https://a.example\r\n https://b.example",
+    "https://a.example\n",
+    "https://a.example https://b.example",
+    "https://a.example,https://b.example",
+    "https://",
+    "http://[",
+    "https://a.example/path",
 ]
 
 
@@ -140,10 +148,13 @@ def test_an_origin_header_that_is_not_one_origin_may_not_post_chat(make_app, ori
 
 def test_a_folded_origin_header_from_the_wire_is_refused_not_a_500(live):
     server = live(allowed_origins=("*",))
-    response = exchange(server.port, (
-        b"GET /events?channel=news HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-        b"Origin: https://a.example\r\n https://b.example\r\nConnection: close\r\n\r\n"
-    ))
+    response = exchange(
+        server.port,
+        (
+            b"GET /events?channel=news HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            b"Origin: https://a.example\r\n https://b.example\r\nConnection: close\r\n\r\n"
+        ),
+    )
     status, reply = status_and_json(response)
     assert status == 403 and "ALLOWED_ORIGINS" in reply["error"]
 
@@ -151,10 +162,13 @@ def test_a_folded_origin_header_from_the_wire_is_refused_not_a_500(live):
 def test_a_chunked_publish_over_the_size_limit_is_413(live):
     server = live(max_event_bytes=1024)  # a body limit of 8 x 1 KiB + 64 KiB
     body = json.dumps({"channel": "news", "data": "x" * 80_000}).encode()
-    response = exchange(server.port, (
-        b"POST /publish HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-        b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n" + chunked(body)
-    ))
+    response = exchange(
+        server.port,
+        (
+            b"POST /publish HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n" + chunked(body)
+        ),
+    )
     status, reply = status_and_json(response)
     assert status == 413 and "bytes" in reply["error"]
 
@@ -162,20 +176,26 @@ def test_a_chunked_publish_over_the_size_limit_is_413(live):
 def test_a_chunked_publish_within_the_limit_is_published(live):
     server = live()
     body = json.dumps({"channel": "news", "data": "x" * 20_000}).encode()
-    response = exchange(server.port, (
-        b"POST /publish HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-        b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n" + chunked(body)
-    ))
+    response = exchange(
+        server.port,
+        (
+            b"POST /publish HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n" + chunked(body)
+        ),
+    )
     assert status_and_json(response)[0] == 201
 
 
 def test_content_length_with_transfer_encoding_is_refused_and_nothing_is_smuggled(live):
     # RFC 9112 §6.3: a proxy that frames by Content-Length would pass the second request on hidden.
     server = live()
-    response = exchange(server.port, (
-        b"POST /publish HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-        b"Content-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n"
-        + chunked(b'{"channel": "news", "data": "x"}') +
-        b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
-    ))
+    response = exchange(
+        server.port,
+        (
+            b"POST /publish HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            b"Content-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n"
+            + chunked(b'{"channel": "news", "data": "x"}')
+            + b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+        ),
+    )
     assert response.startswith(b"HTTP/1.1 400 ") and response.count(b"HTTP/1.1 ") == 1

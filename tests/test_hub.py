@@ -2,6 +2,7 @@ import gevent
 import gevent.event
 import pytest
 
+from ssehub import event as event_module
 from ssehub.brokers import BrokerUnavailable
 from ssehub.brokers.memory import MemoryBroker
 from ssehub.hub import Hub
@@ -32,13 +33,17 @@ def test_one_broker_subscription_per_channel_however_many_subscribers():
     assert hub.subscriber_count == 0 and hub.channel_count == 0
 
 
-def test_every_subscriber_gets_the_same_encoded_bytes():
+def test_an_event_is_encoded_once_and_the_same_event_queued_for_every_subscriber(monkeypatch):
+    encodings = []
+    encode = event_module.wire.event_body
+    monkeypatch.setattr(event_module.wire, "event_body", lambda *args: encodings.append(args) or encode(*args))
     broker = MemoryBroker(history_size=10)
     hub = Hub(broker, queue_size=10)
-    first, second = hub.subscribe(["news"]), hub.subscribe(["news"])
+    subscriptions = [hub.subscribe(["news"]) for _ in range(3)]
     broker.publish("news", "hello")
-    [a], [b] = first.wait(0), second.wait(0)
-    assert a.frame is b.frame
+    [a], [b], [c] = (subscription.wait(0) for subscription in subscriptions)
+    assert a is b is c and a.data == "hello"
+    assert len(encodings) == 1
 
 
 def test_a_subscriber_that_falls_behind_is_evicted_without_affecting_others():

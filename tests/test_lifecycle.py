@@ -28,7 +28,7 @@ def test_a_thousand_connects_and_disconnects_leave_nothing_behind(live):
     hub = server.app.hub
 
     def visit(n):
-        reader = StreamReader("127.0.0.1", server.port, "/events?channel=news&channel=c%d" % (n % 7))
+        reader = StreamReader("127.0.0.1", server.port, f"/events?channel=news&channel=c{n % 7}")
         reader.read_until(lambda r: r.parser.last_event_id)
         reader.close(abrupt=n % 2 == 0)
 
@@ -100,6 +100,31 @@ def test_events_published_while_history_is_read_come_once_and_in_order():
     stream.close()
     assert [m.data for m in messages] == ["before", "during replay", "after"]
     assert hub.subscriber_count == 0
+
+
+def test_an_event_published_just_after_the_history_read_is_sent_once(live):
+    # The live subscription must already be open when history is read:
+    # opened after, it would miss what was published in between.
+    class PublishingAfterRead(MemoryBroker):
+        published = None
+
+        def replay(self, channel, after, limit):
+            page = super().replay(channel, after, limit)
+            if self.published is None:
+                self.published = self.publish(channel, "just after the history read")
+            return page
+
+    broker = PublishingAfterRead(history_size=100)
+    server = live(broker=broker)
+    start = format_id(broker.head("news"))
+    server.publish("news", "before")
+    reader = server.stream("channel=news", {"Last-Event-ID": start})
+    reader.take(1)
+    wait_for(lambda: server.app.hub.subscriber_count == 1, message="the live subscription")
+    server.publish("news", "live")
+    reader.read_until(lambda r: r.messages[-1].data == "live")
+    assert broker.published, "history was not read through Broker.replay"
+    assert [m.data for m in reader.messages] == ["before", "just after the history read", "live"]
 
 
 def test_shutdown_ends_open_streams_so_browsers_reconnect(live):

@@ -14,7 +14,7 @@ def closed_by_server(sock: socket.socket) -> bool:
         while sock.recv(65536):
             pass  # pywsgi may answer 400 before it closes
         return True
-    except socket.timeout:
+    except TimeoutError:
         return False
     except ConnectionError:
         return True

@@ -63,24 +63,27 @@ def test_polling_like_the_polyfill_gets_every_event_once_in_order(live, monkeypa
     """No server state between polls: each poll's id is the only truth."""
     monkeypatch.setattr(stream, "LONG_POLL_HOLD_SECONDS", 0.5)
     server = live()
-    received, last_id, polls = [], "", 0
+    last_id = server.publish("news", "before the first poll")
+    published, received = [], []
 
     def publish_in_bursts():
         for burst in range(10):
             for n in range(10):
-                server.publish("news", f"{burst}.{n}")
+                published.append((server.publish("news", f"{burst}.{n}"), f"{burst}.{n}"))
             gevent.sleep(0.05 * (burst % 3))
 
-    publisher = gevent.spawn(publish_in_bursts)
-    while len(received) < 100:
-        query = "channel=news&ssehub_poll=1" + (f"&lastEventId={last_id}" if last_id else "")
-        reader = server.stream(query).read_to_end(timeout=5)
-        polls += 1
-        received += [m.data for m in reader.messages if m.type == "message"]
+    def poll():
+        """One poll as the polyfill makes it; each ends, and the next resumes from its last id."""
+        nonlocal last_id
+        reader = server.stream(f"channel=news&ssehub_poll=1&lastEventId={last_id}").read_to_end(timeout=5)
+        received.extend((m.last_event_id, m.data) for m in reader.messages)
         last_id = reader.parser.last_event_id or last_id
+        return len(received) >= 100
+
+    publisher = gevent.spawn(publish_in_bursts)
+    wait_for(poll, timeout=60, interval=0, message="100 events over the polls")
     publisher.get()
-    assert received == [f"{b}.{n}" for b in range(10) for n in range(10)]
-    assert polls > 3
+    assert received == published  # every event, each once, in order, with its own id
 
 
 def test_history_sends_the_last_events_then_live_and_a_resume_continues(live):

@@ -20,7 +20,14 @@ def test_publish_json_returns_201_with_an_id_and_stores_the_event(testapp):
 
 @pytest.mark.parametrize(
     "data, sent",
-    [({"a": [1, 2]}, '{"a":[1,2]}'), (3.5, "3.5"), (None, "null"), (True, "true"), ("ünï", "ünï"), ({"k": "é"}, '{"k":"é"}')],
+    [
+        ({"a": [1, 2]}, '{"a":[1,2]}'),
+        (3.5, "3.5"),
+        (None, "null"),
+        (True, "true"),
+        ("ünï", "ünï"),
+        ({"k": "é"}, '{"k":"é"}'),
+    ],
 )
 def test_non_string_data_is_sent_as_compact_json(testapp, data, sent):
     testapp.post_json("/publish", {"channel": "news", "data": data}, status=201)
@@ -35,7 +42,9 @@ def test_publish_form_fields(testapp):
 
 def test_publish_a_json_array_returns_an_id_per_event_in_order(testapp):
     reply = testapp.post_json(
-        "/publish", [{"channel": "a", "data": "1"}, {"channel": "b", "data": "2"}, {"channel": "a", "data": "3"}], status=201
+        "/publish",
+        [{"channel": "a", "data": "1"}, {"channel": "b", "data": "2"}, {"channel": "a", "data": "3"}],
+        status=201,
     )
     assert [r["channel"] for r in reply.json] == ["a", "b", "a"]
     assert parse_id(reply.json[0]["id"]) < parse_id(reply.json[2]["id"])

@@ -10,7 +10,7 @@ import webtest
 
 from ssehub.brokers import REPLAY_PAGE_BYTES
 from ssehub.brokers.redis import RedisBroker
-from ssehub.cursor import parse_id
+from ssehub.cursor import format_id, parse_id
 from tests.conftest import wait_for
 from tests.redis_proxy import RedisProxy
 
@@ -58,7 +58,7 @@ def test_streams_opening_and_closing_at_once_never_leave_an_open_one_without_eve
         assert_every_open_stream_is_registered(server, kept, "news")
         event_id = server.publish("news", f"round {round}")
         for reader in kept:
-            reader.read_until(lambda r: any(m.last_event_id == event_id for m in r.messages), timeout=10)
+            reader.read_until(lambda r, sent=event_id: any(m.last_event_id == sent for m in r.messages), timeout=10)
             reader.close()
         wait_for(lambda: server.app.hub.channel_count == 0, message="the channel to empty")
 
@@ -118,8 +118,10 @@ def test_subscribing_replaying_and_reading_heads_of_new_channels_create_no_keys(
         reader.close()
 
     for batch in range(0, 500, 100):
-        gevent.joinall([gevent.spawn(visit, q, "0-0" if n % 2 else None) for n, q in enumerate(queries[batch:batch + 100])],
-                       raise_error=True)
+        gevent.joinall(
+            [gevent.spawn(visit, q, "0-0" if n % 2 else None) for n, q in enumerate(queries[batch : batch + 100])],
+            raise_error=True,
+        )
     server.stream("channel=never&ssehub_poll=1", {"Last-Event-ID": "1-0"}).read_to_end()
     assert client.dbsize() == 0
     # The channel exists once something is published, and a client that saw
@@ -194,6 +196,7 @@ def test_concurrent_resumes_of_large_events_all_complete_in_bounded_writes(live,
             for chunk in app(environ, start_response):
                 writes.append(len(chunk))
                 yield chunk
+
         return wrapped
 
     server = live(redis_url=clean_redis.url, wrapper=recording, heartbeat_seconds=1)
@@ -207,3 +210,77 @@ def test_concurrent_resumes_of_large_events_all_complete_in_bounded_writes(live,
     assert max(writes) <= REPLAY_PAGE_BYTES + BIG + 200
     for reader in idle:
         reader.close()
+
+
+def test_an_event_published_while_the_first_listen_is_confirmed_is_delivered_without_waiting_for_another(proxy):
+    # The listener reads the head, then subscribes: an event published in
+    # between reaches it only through the fill when Redis confirms.
+    broker = RedisBroker(proxy.url, history_size=100, max_event_bytes=65536)
+    delivered = []
+    broker.start(delivered.append, lambda channel: None)
+    try:
+        broker.publish("news", "before listening")
+        between = []
+        proxy.before_subscribing("ssehub:{news}", lambda: between.append(broker.publish("news", "between")))
+        broker.listen("news")
+        assert between, "the hub never subscribed to news"
+        wait_for(lambda: delivered, message="the event published while subscribing")
+        assert [(e.id, e.data) for e in delivered] == [(between[0], "between")]
+    finally:
+        broker.close()
+
+
+def test_events_missed_on_several_channels_while_pubsub_reconnects_arrive_merged_in_order(live, proxy, clean_redis):
+    server = live(redis_url=proxy.url)
+    for channel in "ab":
+        # Channels that exist already: ids of a new stream start at a floor far above the clock's.
+        server.publish(channel, "before")
+    reader = server.stream("channel=a&channel=b")
+    reader.read_until(lambda r: r.parser.last_event_id)
+    missed = {}  # data -> id
+
+    def publish_on_both_channels():
+        for n in range(6):
+            missed[f"missed {n}"] = server.app.broker.publish("ab"[n % 2], f"missed {n}")
+
+    proxy.before_subscribing("ssehub:{a}", publish_on_both_channels)
+    assert clean_redis.client().client_kill_filter(_type="pubsub") == 1
+    arrived = [m.data for m in reader.take(6, timeout=10)]
+    assert sorted(arrived) == sorted(missed)
+    # Merged by id, so each channel in order too. (Ids of two channels order
+    # them only to the millisecond, so publish order is not the yardstick.)
+    assert [missed[data] for data in arrived] == sorted(missed.values())
+    server.publish("b", "live")
+    assert [m.data for m in reader.take(7)][6:] == ["live"]  # nothing came twice
+
+
+def test_a_stream_whose_history_is_trimmed_past_it_mid_replay_ends_and_resumes_with_a_reset(live, clean_redis):
+    history = 2 * (REPLAY_PAGE_BYTES // BIG) + 2  # a replay of all of it takes three pages
+
+    class TrimmedWhileReplaying(RedisBroker):
+        """Publishes a whole history's worth right after the second page is read."""
+
+        pages = 0
+        newer = None
+
+        def replay(self, channel, after, limit):
+            page = super().replay(channel, after, limit)
+            self.pages += 1
+            if self.pages == 2:
+                self.newer = [self.publish(channel, f"new {n}") for n in range(history)]
+            return page
+
+    broker = TrimmedWhileReplaying(clean_redis.url, history_size=history, max_event_bytes=65536)
+    server = live(broker=broker)
+    old = [format_id(broker.publish("big", f"old {n:02} " + "x" * BIG)) for n in range(history)]
+    reader = server.stream("channel=big", {"Last-Event-ID": "0-0"})
+    reader.read_until(lambda r: r.ended or len(r.messages) >= history, timeout=30)
+    assert broker.newer, "the replay did not page through Broker.replay"
+    sent = [m.last_event_id for m in reader.messages]
+    assert reader.ended and sent == old[: len(sent)], [m.data[:6] for m in reader.messages]  # no gap
+    assert sent, "a write holds about a page, so the first went out before the third was read"
+    resumed = server.stream("channel=big", {"Last-Event-ID": sent[-1]})
+    new = [format_id(event_id) for event_id in broker.newer]
+    reset, *rest = resumed.read_until(lambda r: r.parser.last_event_id == new[-1], timeout=10).messages
+    assert reset.type == "ssehub.reset" and json.loads(reset.data) == {"channel": "big"}
+    assert [m.data for m in rest] == [e.data for e in broker.recent("big", 2 * history)]  # all that is retained

@@ -16,6 +16,7 @@ from tests.redis_server import free_port
 from tests.service_process import ROOT, Service
 from tests.sse import StreamReader
 
+
 @pytest.fixture
 def service():
     started = []
@@ -145,8 +146,12 @@ def test_two_hub_processes_share_a_redis(service, redis_server):
     ids = []
     for n in range(10):
         connection = http.client.HTTPConnection("127.0.0.1", hub_b.port, timeout=5)
-        connection.request("POST", "/publish", json.dumps({"channel": "between", "data": f"via b {n}"}),
-                           {"Content-Type": "application/json"})
+        connection.request(
+            "POST",
+            "/publish",
+            json.dumps({"channel": "between", "data": f"via b {n}"}),
+            {"Content-Type": "application/json"},
+        )
         ids.append(json.loads(connection.getresponse().read())["id"])
         connection.close()
     assert [(m.data, m.last_event_id) for m in reader.take(10)] == [(f"via b {n}", ids[n]) for n in range(10)]

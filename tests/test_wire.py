@@ -61,7 +61,10 @@ def test_a_lone_surrogate_is_refused_naming_the_field_and_where(field, text, fou
     with pytest.raises(ValueError) as refused:
         ENCODERS[field](text)
     assert type(refused.value) is ValueError  # not the UnicodeEncodeError of str.encode()
-    assert str(refused.value) == f"{field} is not valid Unicode text: it has a lone surrogate, {found}; remove or replace it"
+    assert (
+        str(refused.value)
+        == f"{field} is not valid Unicode text: it has a lone surrogate, {found}; remove or replace it"
+    )
 
 
 @pytest.mark.parametrize("field", ENCODERS)
