@@ -1,12 +1,12 @@
 # make run  - serve on http://localhost:5000 with the embedded broker
-# make test - install what the tests need and run the whole suite
+# make test - install what the tests need, check lint and types, run the whole suite
 # make bench - the fan-out benchmark in bench/
 
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test bench clean system-packages
+.PHONY: run test lint bench clean system-packages
 
 run: $(VENV)/.runtime
 	$(PY) service.py
@@ -16,9 +16,15 @@ ifndef HYPOTHESIS_SEED
 HYPOTHESIS_SEED := $(shell od -An -N4 -tu4 /dev/urandom | tr -d ' ')
 endif
 
-test: system-packages $(VENV)/.dev node_modules/.installed
+test: lint system-packages $(VENV)/.dev node_modules/.installed
 	@echo "hypothesis seed: $(HYPOTHESIS_SEED) (rerun: make test HYPOTHESIS_SEED=$(HYPOTHESIS_SEED))"
 	$(PY) -m pytest --hypothesis-seed=$(HYPOTHESIS_SEED)
+
+# ruff (lint and format) and mypy, configured in pyproject.toml; zero findings.
+lint: $(VENV)/.dev
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 
 bench: $(VENV)/.dev
 	$(PY) bench/fanout.py

@@ -76,9 +76,7 @@ class Subscriber:
 
 def publish(port, channel, payload):
     body = json.dumps({"channel": channel, "data": f"{time.time():.6f} {payload}"}).encode()
-    request = urllib.request.Request(
-        f"http://127.0.0.1:{port}/publish", body, {"Content-Type": "application/json"}
-    )
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/publish", body, {"Content-Type": "application/json"})
     with urllib.request.urlopen(request, timeout=30) as reply:
         assert reply.status == 201
 
@@ -95,13 +93,23 @@ def main():
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     port = free_port()
-    env = {**os.environ, "PORT": str(port), "HOST": "127.0.0.1", "HEARTBEAT_SECONDS": "60",
-           "CLIENT_QUEUE": str(args.events * 2)}
+    env = {
+        **os.environ,
+        "PORT": str(port),
+        "HOST": "127.0.0.1",
+        "HEARTBEAT_SECONDS": "60",
+        "CLIENT_QUEUE": str(args.events * 2),
+    }
     if args.redis_url:
         env["REDIS_URL"] = args.redis_url
-    hub = subprocess.Popen([sys.executable, "service.py"], cwd=ROOT, env=env,
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                           preexec_fn=lambda: os.sched_setaffinity(0, {0}))
+    hub = subprocess.Popen(
+        [sys.executable, "service.py"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        preexec_fn=lambda: os.sched_setaffinity(0, {0}),
+    )
     os.sched_setaffinity(0, {1} if os.cpu_count() > 1 else {0})
     deadline = time.monotonic() + args.timeout
     try:
@@ -111,7 +119,7 @@ def main():
                 break
             except OSError:
                 if time.monotonic() > deadline:
-                    raise SystemExit("hub did not start")
+                    raise SystemExit("hub did not start") from None
                 time.sleep(0.1)
         base_rss = rss_kib(hub.pid)
         subscribers = []
@@ -145,22 +153,27 @@ def main():
         def pct(p):
             return latencies[min(len(latencies) - 1, int(p * len(latencies)))] * 1000 if latencies else float("nan")
 
-        print(json.dumps({
-            "broker": "redis" if args.redis_url else "memory",
-            "subscribers": args.subscribers,
-            "connect_seconds": round(connect_seconds, 2),
-            "hub_rss_mib_idle": round(idle_rss / 1024, 1),
-            "memory_per_idle_subscriber_kib": round((idle_rss - base_rss) / args.subscribers, 2),
-            "events": args.events,
-            "deliveries_expected": expected,
-            "deliveries_received": received,
-            "lost": expected - received,
-            "wall_seconds": round(wall, 2),
-            "hub_cpu_seconds": round(hub_cpu, 2),
-            "deliveries_per_hub_cpu_second": round(received / hub_cpu) if hub_cpu else None,
-            "latency_ms_p50": round(pct(0.50), 1),
-            "latency_ms_p99": round(pct(0.99), 1),
-        }, indent=2))
+        print(
+            json.dumps(
+                {
+                    "broker": "redis" if args.redis_url else "memory",
+                    "subscribers": args.subscribers,
+                    "connect_seconds": round(connect_seconds, 2),
+                    "hub_rss_mib_idle": round(idle_rss / 1024, 1),
+                    "memory_per_idle_subscriber_kib": round((idle_rss - base_rss) / args.subscribers, 2),
+                    "events": args.events,
+                    "deliveries_expected": expected,
+                    "deliveries_received": received,
+                    "lost": expected - received,
+                    "wall_seconds": round(wall, 2),
+                    "hub_cpu_seconds": round(hub_cpu, 2),
+                    "deliveries_per_hub_cpu_second": round(received / hub_cpu) if hub_cpu else None,
+                    "latency_ms_p50": round(pct(0.50), 1),
+                    "latency_ms_p99": round(pct(0.99), 1),
+                },
+                indent=2,
+            )
+        )
         return 0 if received == expected else 1
     finally:
         hub.terminate()

@@ -107,10 +107,21 @@ class Publisher:
 
 
 def start_hub(port, redis_url):
-    env = {"PATH": os.environ["PATH"], "HOST": "127.0.0.1", "PORT": str(port), "REDIS_URL": redis_url,
-           "RETRY_MS": "200", "MAX_STREAMS_PER_CLIENT": "0"}
-    hub = subprocess.Popen([sys.executable, "service.py"], cwd=ROOT, env=env, stderr=subprocess.DEVNULL,
-                           preexec_fn=lambda: os.sched_setaffinity(0, {0}))
+    env = {
+        "PATH": os.environ["PATH"],
+        "HOST": "127.0.0.1",
+        "PORT": str(port),
+        "REDIS_URL": redis_url,
+        "RETRY_MS": "200",
+        "MAX_STREAMS_PER_CLIENT": "0",
+    }
+    hub = subprocess.Popen(
+        [sys.executable, "service.py"],
+        cwd=ROOT,
+        env=env,
+        stderr=subprocess.DEVNULL,
+        preexec_fn=lambda: os.sched_setaffinity(0, {0}),
+    )
     wait_until(lambda: _listening(port), 20, "the hub to listen")
     return hub
 
@@ -137,8 +148,22 @@ def main():
     directory = tempfile.mkdtemp(prefix="ssehub-bench-")
     redis_port, hub_port = free_port(), free_port()
     redis_server = subprocess.Popen(
-        ["redis-server", "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-         "--dir", directory], stdout=subprocess.DEVNULL, preexec_fn=lambda: os.sched_setaffinity(0, {1}))
+        [
+            "redis-server",
+            "--port",
+            str(redis_port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            directory,
+        ],
+        stdout=subprocess.DEVNULL,
+        preexec_fn=lambda: os.sched_setaffinity(0, {1}),
+    )
     redis_url = f"redis://127.0.0.1:{redis_port}/0"
     hub = None
     try:
@@ -168,11 +193,14 @@ def main():
         lost = sum(len(set(acknowledged) - set(s.received)) for s in subscribers)
         repeated = sum(len(s.received) - len(set(s.received)) for s in subscribers)
         disordered = sum(s.received != sorted(s.received, key=_order) for s in subscribers)
-        print(f"subscribers={args.subscribers} signal=SIG{args.signal} publishes={len(acknowledged)} "
-              f"rate={args.rate}/s")
+        print(
+            f"subscribers={args.subscribers} signal=SIG{args.signal} publishes={len(acknowledged)} rate={args.rate}/s"
+        )
         print(f"every subscriber reconnected {back:.2f} s and caught up {caught_up:.2f} s after the new hub listened")
-        print(f"lost={lost} repeated={repeated} out_of_order_subscribers={disordered} "
-              f"(of {len(acknowledged) * args.subscribers} deliveries owed)")
+        print(
+            f"lost={lost} repeated={repeated} out_of_order_subscribers={disordered} "
+            f"(of {len(acknowledged) * args.subscribers} deliveries owed)"
+        )
     finally:
         if hub is not None:
             hub.kill()

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import re
-from typing import Callable, Generator, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 
 import gevent.monkey
 from werkzeug.exceptions import BadRequest, Forbidden, HTTPException, InternalServerError, MethodNotAllowed, NotFound
@@ -68,7 +68,9 @@ class SSEHubApp:
         parts = (self, ChatRoutes(config, self.publish), Pages())
         # A Map binds its rules, so each app gets copies of the shared ones.
         self.url_map = Map([rule.empty() for rule in (*CORE_RULES, *ChatRoutes.rules, *Pages.rules)])
-        self._handlers = {name[3:]: getattr(part, name) for part in parts for name in dir(part) if name.startswith("on_")}
+        self._handlers = {
+            name[3:]: getattr(part, name) for part in parts for name in dir(part) if name.startswith("on_")
+        }
 
     def publish(self, channel: str, data: str, event: str | None = None) -> EventId:
         """Publish through the broker and count it; the one publish path of every route."""
@@ -134,16 +136,29 @@ class SSEHubApp:
         except BrokerUnavailable:
             broker_up = 0
         hub = self.hub
-        text = metrics.render([
-            metrics.Sample("ssehub_subscribers", "gauge", "Open /events streams in this process.", hub.subscriber_count),
-            metrics.Sample("ssehub_channels", "gauge", "Channels with a subscriber in this process.", hub.channel_count),
-            metrics.Sample("ssehub_published_total", "counter", "Events published through this process.", self.published),
-            metrics.Sample("ssehub_deliveries_total", "counter", "Events handed to subscribers' queues.", hub.delivered),
-            metrics.Sample("ssehub_evictions_total", "counter", "Subscribers dropped for falling behind.", hub.evictions),
-            metrics.Sample("ssehub_streams_refused_total", "counter", "Streams turned away at a limit.",
-                           self.limits.refused),
-            metrics.Sample("ssehub_broker_up", "gauge", "1 when the broker is reachable.", broker_up),
-        ])
+        text = metrics.render(
+            [
+                metrics.Sample(
+                    "ssehub_subscribers", "gauge", "Open /events streams in this process.", hub.subscriber_count
+                ),
+                metrics.Sample(
+                    "ssehub_channels", "gauge", "Channels with a subscriber in this process.", hub.channel_count
+                ),
+                metrics.Sample(
+                    "ssehub_published_total", "counter", "Events published through this process.", self.published
+                ),
+                metrics.Sample(
+                    "ssehub_deliveries_total", "counter", "Events handed to subscribers' queues.", hub.delivered
+                ),
+                metrics.Sample(
+                    "ssehub_evictions_total", "counter", "Subscribers dropped for falling behind.", hub.evictions
+                ),
+                metrics.Sample(
+                    "ssehub_streams_refused_total", "counter", "Streams turned away at a limit.", self.limits.refused
+                ),
+                metrics.Sample("ssehub_broker_up", "gauge", "1 when the broker is reachable.", broker_up),
+            ]
+        )
         return Response(text, mimetype="text/plain", content_type="text/plain; version=0.0.4; charset=utf-8")
 
     def dispatch_request(self, request: Request) -> Response:

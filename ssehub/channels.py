@@ -14,7 +14,5 @@ def check_channel(name: object) -> str:
     """Return `name` if it is a valid channel name, else raise ValueError saying why."""
     if not isinstance(name, str) or not _NAME.fullmatch(name):
         shown = repr(name)[:60]
-        raise ValueError(
-            f"invalid channel name {shown}: use 1-128 of A-Z a-z 0-9 _ - . : @"
-        )
+        raise ValueError(f"invalid channel name {shown}: use 1-128 of A-Z a-z 0-9 _ - . : @")
     return name

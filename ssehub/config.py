@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
-from typing import Mapping
+from collections.abc import Mapping
 from urllib.parse import urlsplit
 
 from .channels import check_channel
@@ -70,7 +70,7 @@ class Config:
     max_streams: int = 10_000
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str]) -> "Config":
+    def from_env(cls, env: Mapping[str, str]) -> Config:
         """Read and check every setting; raise ConfigError naming the first bad one."""
         return cls(
             port=_int(env, "PORT", cls.port, low=1, high=65535),
@@ -127,7 +127,7 @@ def _redis_url(env: Mapping[str, str]) -> str | None:
     if parts.scheme not in ("redis", "rediss") or not parts.hostname:
         raise ConfigError("REDIS_URL must look like redis://host:6379/0 or rediss://host:6380/0")
     try:
-        parts.port
+        _ = parts.port  # parsed on access
     except ValueError:
         raise ConfigError("REDIS_URL has a port that is not a number from 0 to 65535") from None
     return raw
@@ -176,7 +176,5 @@ def _origins(env: Mapping[str, str]) -> tuple[str, ...]:
     for origin in origins:
         parts = urlsplit(origin)
         if origin != "*" and (parts.scheme not in ("http", "https") or not parts.netloc or parts.path):
-            raise ConfigError(
-                f"ALLOWED_ORIGINS entry {origin!r} is not an origin like https://example.com (or *)"
-            )
+            raise ConfigError(f"ALLOWED_ORIGINS entry {origin!r} is not an origin like https://example.com (or *)")
     return origins

@@ -40,11 +40,14 @@ def cors_headers(request: Request) -> dict[str, str]:
 
 def preflight(request: Request, methods: str, headers: str) -> Response:
     """The answer to a preflight (EventSource polyfills may send Last-Event-ID as a header)."""
-    response = Response(status=204, headers={
-        **cors_headers(request),
-        "Access-Control-Allow-Methods": methods,
-        "Access-Control-Allow-Headers": headers,
-        "Access-Control-Max-Age": "600",
-    })
+    response = Response(
+        status=204,
+        headers={
+            **cors_headers(request),
+            "Access-Control-Allow-Methods": methods,
+            "Access-Control-Allow-Headers": headers,
+            "Access-Control-Max-Age": "600",
+        },
+    )
     response.headers.remove("Content-Type")
     return response

@@ -11,7 +11,7 @@ channel. `=` and `,` cannot occur in channel names, so the format is unambiguous
 from __future__ import annotations
 
 import re
-from typing import Iterable, Mapping
+from collections.abc import Iterable, Mapping
 
 EventId = tuple[int, int]
 

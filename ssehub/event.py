@@ -27,7 +27,7 @@ class Event:
         self.frame = id_line + wire.event_body(data, type)
         self._wrapped: Event | None = None
 
-    def wrapped(self) -> "Event":
+    def wrapped(self) -> Event:
         """This event unnamed, `{"event": type, "data": data}` as its data, for
         clients that cannot name every type in advance (native EventSource only
         dispatches named events to listeners for that name). Built once."""
@@ -38,7 +38,7 @@ class Event:
 
     def frame_with_cursor(self, cursor: str) -> bytes:
         """The frame for a several-channel stream: same body, that stream's cursor as id."""
-        return wire.id_line(cursor) + memoryview(self.frame)[self._id_length:]
+        return wire.id_line(cursor) + memoryview(self.frame)[self._id_length :]
 
     def __repr__(self) -> str:
         return f"Event({self.channel!r}, {format_id(self.id)!r}, type={self.type!r})"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import collections
 import logging
-from typing import Iterable
+from collections.abc import Iterable
 
 import gevent.event
 
@@ -117,7 +117,9 @@ class Hub:
             # Everyone who joined meanwhile fails too, rather than wait on a
             # channel nobody listens to; their clients reconnect and resume.
             del self._feeds[channel]
-            reason = error if isinstance(error, BrokerUnavailable) else BrokerUnavailable(f"listening to {channel} failed")
+            reason = (
+                error if isinstance(error, BrokerUnavailable) else BrokerUnavailable(f"listening to {channel} failed")
+            )
             feed.listening.set_exception(reason)
             raise
         feed.listening.set(True)

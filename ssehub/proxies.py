@@ -39,7 +39,8 @@ class TrustedProxies:
             logger.warning(
                 "a request from %s carries X-Forwarded-For, which is ignored: if %s is your proxy or "
                 "PaaS router, add it to TRUSTED_PROXIES so limits and logs see real clients",
-                environ.get("REMOTE_ADDR"), environ.get("REMOTE_ADDR"),
+                environ.get("REMOTE_ADDR"),
+                environ.get("REMOTE_ADDR"),
             )
         return self._app(environ, start_response)
 

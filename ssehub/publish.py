@@ -51,8 +51,7 @@ def read_messages(request: Request, max_event_bytes: int) -> tuple[list[Message]
         items = [request.form.to_dict()]
     else:
         raise UnsupportedMediaType(
-            "send Content-Type: application/json, application/x-www-form-urlencoded "
-            "or multipart/form-data"
+            "send Content-Type: application/json, application/x-www-form-urlencoded or multipart/form-data"
         )
     messages = [_message(item, max_event_bytes, index if is_batch else None) for index, item in enumerate(items)]
     return messages, is_batch

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import collections
 import time
-from typing import Callable
+from collections.abc import Callable
 
 
 class RateLimiter:
-    def __init__(self, per_second: float, burst: int, max_clients: int = 10_000,
-                 clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self, per_second: float, burst: int, max_clients: int = 10_000, clock: Callable[[], float] = time.monotonic
+    ):
         self._per_second = per_second
         self._burst = burst
         self._max_clients = max_clients

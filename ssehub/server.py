@@ -10,7 +10,6 @@ import errno
 import logging
 import resource
 import signal
-import socket
 
 import gevent
 import gevent.pool
@@ -60,7 +59,7 @@ class TimedHandler(StrictFramingHandler):
     write_timeout = Config.write_timeout
 
     def handle_one_request(self):
-        self._head_deadline = gevent.Timeout.start_new(self.head_timeout, socket.timeout("request head too slow"))
+        self._head_deadline = gevent.Timeout.start_new(self.head_timeout, TimeoutError("request head too slow"))
         try:
             return super().handle_one_request()
         finally:
@@ -74,9 +73,14 @@ class TimedHandler(StrictFramingHandler):
 
 def wsgi_server(application, config: Config, address: tuple[str, int], **options) -> WSGIServer:
     """pywsgi serving `application` with the deadlines from `config`."""
-    handler = type("Handler", (TimedHandler,), {
-        "head_timeout": config.request_head_timeout, "write_timeout": config.write_timeout,
-    })
+    handler = type(
+        "Handler",
+        (TimedHandler,),
+        {
+            "head_timeout": config.request_head_timeout,
+            "write_timeout": config.write_timeout,
+        },
+    )
     return WSGIServer(address, application, handler_class=handler, **options)
 
 
@@ -91,7 +95,9 @@ def serve(app: SSEHubApp) -> int:
         app.limits.total = max(1, files - SPARE_FILES)
     handlers = gevent.pool.Pool()
     server = wsgi_server(
-        app, config, (config.host, config.port),
+        app,
+        config,
+        (config.host, config.port),
         spawn=handlers,
         backlog=2048,
         log=logging.getLogger("ssehub.access"),
@@ -108,8 +114,9 @@ def serve(app: SSEHubApp) -> int:
             "set HOST to an address of this machine, such as 0.0.0.0 or 127.0.0.1"
         ) from None
     host, port = server.address[:2]
-    logger.info("ssehub listening on http://%s:%d (open-file limit %d, at most %d streams)",
-                host, port, files, app.limits.total)
+    logger.info(
+        "ssehub listening on http://%s:%d (open-file limit %d, at most %d streams)", host, port, files, app.limits.total
+    )
     logger.info("broker: %s", app.broker.description)
     if config.publish_token is None:
         logger.warning(
@@ -132,4 +139,3 @@ def serve(app: SSEHubApp) -> int:
     app.close()
     logger.info("ssehub stopped")
     return 0
-

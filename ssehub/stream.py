@@ -15,7 +15,7 @@ import itertools
 import json
 import logging
 import time
-from typing import Generator, Iterable, Iterator
+from collections.abc import Generator, Iterable, Iterator
 
 from . import wire
 from .brokers import REPLAY_PAGE_BYTES, Broker, BrokerUnavailable

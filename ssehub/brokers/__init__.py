@@ -7,7 +7,8 @@ and `redis` (production) implement it and pass one contract test suite.
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable, Protocol
+from collections.abc import Callable
+from typing import Protocol
 
 from ..config import Config
 from ..cursor import EventId
@@ -23,7 +24,7 @@ class BrokerUnavailable(ConnectionError):
     """The broker cannot be reached now; the caller should answer 503 or retry later."""
 
     @classmethod
-    def because(cls, error: BaseException) -> "BrokerUnavailable":
+    def because(cls, error: BaseException) -> BrokerUnavailable:
         """Wrap a client library's error, naming its kind (its message alone may be empty)."""
         return cls(f"{type(error).__name__}: {error}" if str(error) else type(error).__name__)
 

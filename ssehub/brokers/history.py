@@ -9,7 +9,7 @@ is no longer in the history (a reset for the client, the hub ending its streams)
 from __future__ import annotations
 
 import heapq
-from typing import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 from ..cursor import EventId
 from ..event import Event
@@ -18,7 +18,7 @@ from . import BrokerUnavailable, Replay
 # Events per page; each page is also bounded in bytes (REPLAY_PAGE_BYTES).
 PAGE = 500
 
-ReplayFn = Callable[[str, "EventId | None", int], Replay]
+ReplayFn = Callable[[str, EventId | None, int], Replay]
 
 
 class HistoryMoved(BrokerUnavailable):

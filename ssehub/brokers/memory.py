@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import collections
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from ..cursor import EventId
 from ..event import Event

@@ -8,7 +8,7 @@ pub/sub connection per process listens for every channel (redis_pubsub.Listener)
 from __future__ import annotations
 
 import logging
-from typing import Callable
+from collections.abc import Callable
 from urllib.parse import urlsplit
 
 import gevent.lock
@@ -139,7 +139,8 @@ class RedisBroker:
         if policy in EVICTING_POLICIES:
             logger.warning(
                 "Redis maxmemory-policy is %s: under memory pressure it evicts channel history "
-                "(streams resume with ssehub.reset); use noeviction or a volatile-* policy", policy
+                "(streams resume with ssehub.reset); use noeviction or a volatile-* policy",
+                policy,
             )
 
 

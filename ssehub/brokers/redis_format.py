@@ -27,7 +27,7 @@ def channel_of(key: bytes) -> str:
 
 
 def event_from_entry(channel: str, entry_id: bytes, fields: list[bytes]) -> Event:
-    values = dict(zip(fields[::2], fields[1::2]))
+    values = dict(zip(fields[::2], fields[1::2], strict=False))
     return event_from_parts(channel, entry_id, values.get(b"e", b""), values.get(b"d", b""))
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import random
 import time
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 import gevent
 import gevent.event
