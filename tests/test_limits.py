@@ -82,3 +82,12 @@ def test_the_process_limit_turns_away_every_client(live):
     assert refused.parser.comments == [" the hub is at its limit of 2 streams; reconnect later"]
     assert server.request("GET", "/healthz")[0] == 200
     assert server.app.limits.refused == 1
+
+
+def test_accepted_connections_send_without_waiting_for_delayed_acks(live):
+    # Regression (issue 12): without TCP_NODELAY every response waited ~40 ms.
+    server = live()
+    server.stream("channel=news").read_until(lambda r: r.parser.last_event_id)
+    # gevent runs each connection as _handle_and_close_when_done(handle, close, (socket, address)).
+    accepted = [handler.args[2][0] for handler in server.handlers]
+    assert accepted and all(sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) for sock in accepted)
