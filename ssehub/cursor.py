@@ -18,10 +18,17 @@ EventId = tuple[int, int]
 _ID = re.compile(r"(\d{1,20})-(\d{1,20})")
 
 
+# Redis Stream ids are two unsigned 64-bit numbers; Redis refuses larger ones.
+_MAX_PART = 2**64 - 1
+
+
 def parse_id(text: str) -> EventId | None:
     """The id as a comparable pair, or None when it is not one of ours."""
     match = _ID.fullmatch(text)
-    return (int(match[1]), int(match[2])) if match else None
+    if match is None:
+        return None
+    ms, seq = int(match[1]), int(match[2])
+    return (ms, seq) if ms <= _MAX_PART and seq <= _MAX_PART else None
 
 
 def format_id(event_id: EventId) -> str:

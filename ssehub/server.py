@@ -22,6 +22,8 @@ from .framing import StrictFramingHandler
 
 logger = logging.getLogger(__name__)
 
+REQUEST_TIMEOUT_RESPONSE = b"HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
+
 SHUTDOWN_GRACE_SECONDS = 5
 # Sockets besides subscribers: listener, broker connections, logs, slack.
 SPARE_FILES = 64
@@ -78,6 +80,22 @@ class TimedHandler(StrictFramingHandler):
         self.socket.settimeout(self.write_timeout)
         return super().handle_one_response()
 
+    def _handle_client_error(self, ex):
+        # pywsgi prints a traceback for any client error that is not a
+        # ValueError; a slow head is routine on the internet: one line.
+        if isinstance(ex, TimeoutError):
+            logger.info("dropped %s: its request head took over %s s", self.client_address, self.head_timeout)
+            return ("408", REQUEST_TIMEOUT_RESPONSE)
+        return super()._handle_client_error(ex)
+
+    def handle_error(self, t, v, tb):
+        if issubclass(t, TimeoutError):
+            # A write that did not finish within WRITE_TIMEOUT: the client stopped reading.
+            logger.info("dropped %s: a write took over %s s", self.client_address, self.write_timeout)
+            self.close_connection = True
+            return
+        super().handle_error(t, v, tb)
+
 
 def wsgi_server(application, config: Config, address: tuple[str, int], **options) -> WSGIServer:
     """pywsgi serving `application` with the deadlines from `config`."""
@@ -128,9 +146,9 @@ def serve(app: SSEHubApp) -> int:
     logger.info("broker: %s", app.broker.description)
     if config.publish_token is None:
         logger.warning(
-            "PUBLISH_TOKEN is unset: ANYONE WHO CAN RUN A PROGRAM ON THIS MACHINE MAY PUBLISH. Requests "
-            "through a proxy, from other machines or from web pages of other sites are refused; "
-            "set PUBLISH_TOKEN before putting the hub behind a proxy or on a network"
+            "PUBLISH_TOKEN is unset: ANYONE WHO CAN RUN A PROGRAM ON THIS MACHINE MAY PUBLISH. Requests from "
+            "other machines, with a proxy's forwarding headers or from web pages of other sites are refused, "
+            "but a proxy that adds no forwarding header looks local: set PUBLISH_TOKEN before using one"
         )
     if config.secret_key is None and config.chat_channels:
         logger.warning("SECRET_KEY is unset: chat names last until this process restarts; set it when scaling out")

@@ -36,3 +36,11 @@ def test_format_cursor_puts_the_event_channel_first():
     assert format_cursor(positions, "b:x@y") == "b:x@y=2-3,a=1-0"
     assert parse_cursor(format_cursor(positions, "b:x@y"), ["a", "b:x@y"]) == positions
     assert format_cursor({"a": (1, 0)}, "a") == "1-0"
+
+
+def test_an_id_beyond_what_redis_can_hold_is_not_ours():
+    # Regression: Redis refused to range from it, so the stream ended and the
+    # browser resumed with it forever instead of getting a reset.
+    assert parse_id("1-18446744073709551615") == (1, 2**64 - 1)
+    assert parse_id("1-18446744073709551616") is None
+    assert parse_id("18446744073709551616-0") is None

@@ -20,7 +20,7 @@ def closed_by_server(sock: socket.socket) -> bool:
         return True
 
 
-def test_slowloris_connections_are_dropped_at_the_head_timeout_and_others_are_served(live):
+def test_slowloris_connections_are_dropped_at_the_head_timeout_and_others_are_served(live, capfd):
     server = live(request_head_timeout=0.5)
     slow = [socket.create_connection(("127.0.0.1", server.port)) for _ in range(200)]
 
@@ -41,9 +41,10 @@ def test_slowloris_connections_are_dropped_at_the_head_timeout_and_others_are_se
     trickling.kill()
     for sock in slow:
         sock.close()
+    assert "Traceback" not in capfd.readouterr().err  # routine on the internet: no traceback each
 
 
-def test_a_subscriber_that_stops_reading_is_dropped_at_the_write_timeout(live):
+def test_a_subscriber_that_stops_reading_is_dropped_at_the_write_timeout(live, capfd):
     server = live(write_timeout=0.5, client_queue=100_000)
     stuck = socket.socket()
     stuck.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
@@ -58,6 +59,7 @@ def test_a_subscriber_that_stops_reading_is_dropped_at_the_write_timeout(live):
     assert server.app.limits.open == 1
     assert len(reader.take(60, timeout=20)) == 60  # the reading one got everything meanwhile
     stuck.close()
+    assert "Traceback" not in capfd.readouterr().err
 
 
 def test_streams_past_the_per_client_limit_get_retry_and_end_while_healthz_answers(live):

@@ -284,3 +284,18 @@ def test_a_stream_whose_history_is_trimmed_past_it_mid_replay_ends_and_resumes_w
     reset, *rest = resumed.read_until(lambda r: r.parser.last_event_id == new[-1], timeout=10).messages
     assert reset.type == "ssehub.reset" and json.loads(reset.data) == {"channel": "big"}
     assert [m.data for m in rest] == [e.data for e in broker.recent("big", 2 * history)]  # all that is retained
+
+
+def test_a_notification_in_another_format_neither_stops_the_listener_nor_loses_events(live, clean_redis):
+    # Regression: an SPUBLISH by hand (or from another library version) broke
+    # the listener's unpacking and left every stream open and silent.
+    server = live(redis_url=clean_redis.url)
+    reader = server.stream("channel=news")
+    reader.read_until(lambda r: r.parser.last_event_id)
+    wait_for(lambda: server.app.broker._listener.connected, message="pub/sub connected")
+    client = clean_redis.client()
+    client.execute_command("SPUBLISH", "ssehub:{news}", "hello")
+    stored = client.fcall("ssehub_publish", 1, "ssehub:{news}", "stored").decode()
+    after = server.publish("news", "after")
+    assert [(m.data, m.last_event_id) for m in reader.take(2)] == [("stored", stored), ("after", after)]
+    assert server.app.broker._listener.connected

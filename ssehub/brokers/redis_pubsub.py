@@ -104,6 +104,10 @@ class Listener:
                 self._session()
             except (redis.RedisError, OSError, BrokerUnavailable) as error:
                 self.last_error = str(BrokerUnavailable.because(error))
+            except Exception as error:
+                # A bug must not leave every stream open and silent: start over.
+                logger.exception("Redis pub/sub listener failed; reconnecting")
+                self.last_error = str(BrokerUnavailable.because(error))
             if time.monotonic() - started > BACKOFF_MAX_SECONDS:
                 attempt = 0  # it had been up a while: retry promptly
             level = logging.WARNING if attempt == 0 else logging.DEBUG
@@ -162,7 +166,14 @@ class Listener:
             if confirmed is not None:
                 confirmed.set()
         elif kind == "smessage" and name != SENTINEL.encode():
-            raw_id, raw_previous, raw_type, data = message["data"].split(b"\n", 3)
+            parts = message["data"].split(b"\n", 3)
+            if len(parts) != 4 or parse_id(parts[0].decode("ascii", "replace")) is None:
+                # Not ssehub_publish's notification (another library version,
+                # or an SPUBLISH by hand): the stream itself says what is new.
+                for event in self._history(channel_of(name)):
+                    self._hand_over(event)
+                return
+            raw_id, raw_previous, raw_type, data = parts
             self._receive(event_from_parts(channel_of(name), raw_id, raw_type, data), raw_previous)
 
     def _receive(self, event: Event, raw_previous: bytes) -> None:
