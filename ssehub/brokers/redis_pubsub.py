@@ -160,8 +160,7 @@ class Listener:
             self._up.set()
         elif kind == "ssubscribe" and self._up.is_set():
             channel = channel_of(name)
-            for event in self._history(channel):
-                self._hand_over(event)
+            self._catch_up(channel)
             confirmed = self._confirmations.pop(channel, None)
             if confirmed is not None:
                 confirmed.set()
@@ -170,8 +169,7 @@ class Listener:
             if len(parts) != 4 or parse_id(parts[0].decode("ascii", "replace")) is None:
                 # Not ssehub_publish's notification (another library version,
                 # or an SPUBLISH by hand): the stream itself says what is new.
-                for event in self._history(channel_of(name)):
-                    self._hand_over(event)
+                self._catch_up(channel_of(name))
                 return
             raw_id, raw_previous, raw_type, data = parts
             self._receive(event_from_parts(channel_of(name), raw_id, raw_type, data), raw_previous)
@@ -186,8 +184,12 @@ class Listener:
             return
         # A gap, or a history lost and begun anew (DEL, FLUSHALL, eviction):
         # the stream tells which, and the history includes this event.
-        for missed in self._history(event.channel):
-            self._hand_over(missed)
+        self._catch_up(event.channel)
+
+    def _catch_up(self, channel: str) -> None:
+        """Hand over everything on `channel` after the last event handed over."""
+        for event in self._history(channel):
+            self._hand_over(event)
 
     def _history(self, channel: str) -> Iterator[Event]:
         """What was published on `channel` after the position handed over last.
