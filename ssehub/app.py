@@ -15,7 +15,7 @@ from werkzeug.exceptions import BadRequest, Forbidden, HTTPException, InternalSe
 from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
-from . import cors, metrics
+from . import cors, direct, metrics
 from .brokers import Broker, BrokerUnavailable, create_broker
 from .channels import MAX_CHANNELS_PER_STREAM, check_channel
 from .chat_routes import ChatRoutes
@@ -29,6 +29,7 @@ from .publish import read_messages
 from .publish_auth import authorize
 from .responses import broker_unavailable, error_response, json_response
 from .stream import MAX_HISTORY, StreamOptions, event_stream, turned_away
+from .worker_metrics import WorkerMetrics
 
 logger = logging.getLogger(__name__)
 
@@ -61,9 +62,11 @@ class SSEHubApp:
     def __init__(self, config: Config, broker: Broker):
         self.config = config
         self.broker = broker
-        self.hub = Hub(broker, config.client_queue)
+        self.hub = Hub(broker, config.client_queue, config.heartbeat_seconds)
         self.limits = StreamLimits(config.max_streams_per_client, config.max_streams)
         self.published = 0
+        # Set when this process is one of several workers (workers.py).
+        self.worker_metrics: WorkerMetrics | None = None
         self._behind_proxies = TrustedProxies(self.wsgi_app, config.trusted_proxies)
         parts = (self, ChatRoutes(config, self.publish), Pages())
         # A Map binds its rules, so each app gets copies of the shared ones.
@@ -94,7 +97,8 @@ class SSEHubApp:
         client = request.remote_addr or "unknown"
         refused = self.limits.admit(client)
         if refused is None:
-            stream = event_stream(self.hub, self.broker, channels, last_event_id, options)
+            handler = request.environ.get(direct.ENVIRON_KEY)
+            stream = event_stream(self.hub, self.broker, channels, last_event_id, options, handler)
             body: Iterable[bytes] = _Released(stream, lambda: self.limits.release(client))
         else:
             logger.info("GET /events from %s turned away: %s", client, refused)
@@ -129,36 +133,30 @@ class SSEHubApp:
             return json_response({"error": f"broker unavailable: {error}"}, 503)
         return json_response({"status": "ready", "subscribers": self.hub.subscriber_count})
 
-    def on_metrics(self, request: Request) -> Response:
+    def metric_values(self) -> dict[str, int]:
+        """This process's figures for /metrics, by name (see METRICS)."""
         try:
             self.broker.check()
             broker_up = 1
         except BrokerUnavailable:
             broker_up = 0
-        hub = self.hub
-        text = metrics.render(
-            [
-                metrics.Sample(
-                    "ssehub_subscribers", "gauge", "Open /events streams in this process.", hub.subscriber_count
-                ),
-                metrics.Sample(
-                    "ssehub_channels", "gauge", "Channels with a subscriber in this process.", hub.channel_count
-                ),
-                metrics.Sample(
-                    "ssehub_published_total", "counter", "Events published through this process.", self.published
-                ),
-                metrics.Sample(
-                    "ssehub_deliveries_total", "counter", "Events handed to subscribers' queues.", hub.delivered
-                ),
-                metrics.Sample(
-                    "ssehub_evictions_total", "counter", "Subscribers dropped for falling behind.", hub.evictions
-                ),
-                metrics.Sample(
-                    "ssehub_streams_refused_total", "counter", "Streams turned away at a limit.", self.limits.refused
-                ),
-                metrics.Sample("ssehub_broker_up", "gauge", "1 when the broker is reachable.", broker_up),
-            ]
-        )
+        return {
+            "subscribers": self.hub.subscriber_count,
+            "channels": self.hub.channel_count,
+            "published_total": self.published,
+            "deliveries_total": self.hub.delivered,
+            "evictions_total": self.hub.evictions,
+            "streams_refused_total": self.limits.refused,
+            "broker_up": broker_up,
+        }
+
+    def on_metrics(self, request: Request) -> Response:
+        values = self.metric_values()
+        if self.worker_metrics is None:
+            text = metrics.render(values)
+        else:
+            self.worker_metrics.write(values)
+            text = metrics.render_workers(self.worker_metrics.rows())
         return Response(text, mimetype="text/plain", content_type="text/plain; version=0.0.4; charset=utf-8")
 
     def dispatch_request(self, request: Request) -> Response:
@@ -197,6 +195,7 @@ class SSEHubApp:
         self.hub.shutdown()
 
     def close(self) -> None:
+        self.hub.close()
         self.broker.close()
 
 
@@ -250,7 +249,6 @@ def _stream_options(request: Request, config: Config) -> StreamOptions:
         raise BadRequest(f"history must be a whole number from 0 to {MAX_HISTORY}")
     padding = PADDING_BYTES if "padding" in args or "evs_preamble" in args else 0
     return StreamOptions(
-        heartbeat_seconds=config.heartbeat_seconds,
         retry_ms=config.retry_ms,
         long_poll=any(name in args for name in LONG_POLL_MARKERS),
         padding=padding,

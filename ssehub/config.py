@@ -68,11 +68,17 @@ class Config:
     # Open streams in this process (also capped by the open-file limit).
     # Default 10000.
     max_streams: int = 10_000
+    # Worker processes sharing the port (SO_REUSEPORT), the PaaS convention.
+    # Default 1. More than 1 needs REDIS_URL: workers meet only through Redis.
+    web_concurrency: int = 1
+    # One log line per HTTP request. Default off: at thousands of publishes a
+    # second the log line costs more than the publish (issue 12).
+    access_log: bool = False
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Config:
         """Read and check every setting; raise ConfigError naming the first bad one."""
-        return cls(
+        config = cls(
             port=_int(env, "PORT", cls.port, low=1, high=65535),
             host=env.get("HOST", cls.host).strip() or cls.host,
             redis_url=_redis_url(env),
@@ -90,7 +96,16 @@ class Config:
             write_timeout=_float(env, "WRITE_TIMEOUT", cls.write_timeout),
             max_streams_per_client=_int(env, "MAX_STREAMS_PER_CLIENT", cls.max_streams_per_client, low=0, high=10**6),
             max_streams=_int(env, "MAX_STREAMS", cls.max_streams, low=1, high=10**7),
+            web_concurrency=_int(env, "WEB_CONCURRENCY", cls.web_concurrency, low=1, high=256),
+            access_log=_bool(env, "ACCESS_LOG", cls.access_log),
         )
+        if config.web_concurrency > 1 and not config.redis_url:
+            raise ConfigError(
+                f"WEB_CONCURRENCY={config.web_concurrency} needs REDIS_URL: each worker's embedded broker would "
+                "keep its own events, so subscribers would miss what other workers publish; "
+                "set REDIS_URL or WEB_CONCURRENCY=1"
+            )
+        return config
 
 
 def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
@@ -104,6 +119,17 @@ def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -
     if not low <= value <= high:
         raise ConfigError(f"{name}={value} is out of range; use {low} to {high}")
     return value
+
+
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name}={raw!r} is not on or off; use 1 or 0")
 
 
 def _float(env: Mapping[str, str], name: str, default: float) -> float:

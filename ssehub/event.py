@@ -14,7 +14,7 @@ from .cursor import EventId, format_id
 class Event:
     """An event on one channel with its id and its ready-made SSE frame."""
 
-    __slots__ = ("channel", "id", "type", "data", "frame", "_id_length", "_wrapped")
+    __slots__ = ("channel", "id", "type", "data", "frame", "_id_length", "_wrapped", "_chunk")
 
     def __init__(self, channel: str, event_id: EventId, data: str, type: str | None = None):
         self.channel = channel
@@ -26,6 +26,14 @@ class Event:
         # The frame for a one-channel stream, whose cursor is the bare id.
         self.frame = id_line + wire.event_body(data, type)
         self._wrapped: Event | None = None
+        self._chunk: bytes | None = None
+
+    def chunk(self) -> bytes:
+        """`frame` as one HTTP/1.1 chunk, framed once for every stream that
+        sends it straight to its socket (direct.DirectWriter). Built once."""
+        if self._chunk is None:
+            self._chunk = wire.chunk(self.frame)
+        return self._chunk
 
     def wrapped(self) -> Event:
         """This event unnamed, `{"event": type, "data": data}` as its data, for

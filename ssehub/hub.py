@@ -1,89 +1,66 @@
 """In-process fan-out from the broker to the subscribers of this process.
 
 One broker subscription per channel per process, however many browsers watch
-it; each subscriber gets a bounded queue, and one that falls `queue_size`
-events behind is evicted (it resumes by id) rather than slowing the others.
+it. The hub also knows each listened channel's newest id, so a new or
+resuming subscriber usually needs no broker round trip at all, and identical
+reads that do reach the broker share one call (issue 12, item 4).
 """
 
 from __future__ import annotations
 
-import collections
 import logging
 from collections.abc import Iterable
 
+import gevent
 import gevent.event
 
-from .brokers import Broker, BrokerUnavailable
+from .brokers import Broker, BrokerUnavailable, Replay
+from .cursor import EventId
 from .event import Event
+from .shared_calls import SharedCalls
+from .subscription import Subscription
 
 logger = logging.getLogger(__name__)
 
-
-class Subscription:
-    """One stream's live feed: events queue here until its greenlet sends them."""
-
-    __slots__ = ("channels", "queue", "wakeup", "evicted", "closed", "_limit")
-
-    def __init__(self, channels: tuple[str, ...], limit: int):
-        self.channels = channels
-        self.queue: collections.deque[Event] = collections.deque()
-        self.wakeup = gevent.event.Event()
-        self.evicted = False
-        self.closed = False
-        self._limit = limit
-
-    def deliver(self, event: Event) -> None:
-        if self.evicted:
-            return
-        if len(self.queue) >= self._limit:
-            # Drop the backlog now: the client resumes from its last id.
-            self.evicted = True
-            self.queue.clear()
-        else:
-            self.queue.append(event)
-        self.wakeup.set()
-
-    def close(self) -> None:
-        """Ask the stream to finish (shutdown); the client will reconnect."""
-        self.closed = True
-        self.wakeup.set()
-
-    def wait(self, timeout: float) -> list[Event]:
-        """Events queued so far, waiting up to `timeout` for the first one."""
-        if not self.queue and not self.closed and not self.evicted:
-            self.wakeup.wait(timeout)
-        self.wakeup.clear()
-        events = list(self.queue)
-        self.queue.clear()
-        return events
+# Deliveries between two chances for other greenlets to run during a fan-out.
+FANOUT_SLICE = 256
 
 
 class _Feed:
-    """The local subscribers of one channel, and whether the broker listens to it yet.
+    """The local subscribers of one channel, whether the broker listens to it
+    yet, and the newest id handed over on it (None: not known).
 
     Only the first subscriber asks the broker to listen; later ones join at
     once and wait for that answer, so a channel is never unlistened while a
     subscriber is on its way in (issue 8, item 2).
     """
 
-    __slots__ = ("subscribers", "listening")
+    __slots__ = ("subscribers", "listening", "head")
 
     def __init__(self) -> None:
         self.subscribers: set[Subscription] = set()
         self.listening = gevent.event.AsyncResult()
+        self.head: EventId | None = None
 
 
 class Hub:
-    def __init__(self, broker: Broker, queue_size: int):
+    def __init__(self, broker: Broker, queue_size: int, heartbeat_seconds: float = 15.0):
         self._broker = broker
         self._queue_size = queue_size
         self._feeds: dict[str, _Feed] = {}
+        self._subscriptions: set[Subscription] = set()
+        self._reads = SharedCalls()
         self._closing = False
         # Kept as counts so /metrics and /readyz cost O(1) (issue 9).
-        self.subscriber_count = 0
         self.evictions = 0
         self.delivered = 0
         broker.start(self.dispatch, self.end_streams)
+        # One timer for every stream, instead of a timeout per wait (issue 12).
+        self._heartbeat = gevent.spawn(self._beat, heartbeat_seconds / 2)
+
+    @property
+    def subscriber_count(self) -> int:
+        return len(self._subscriptions)
 
     def subscribe(self, channels: Iterable[str]) -> Subscription:
         """Register a live feed; its events queue from this moment on.
@@ -94,13 +71,13 @@ class Hub:
         subscription = Subscription(tuple(channels), self._queue_size)
         if self._closing:
             subscription.close()
+        self._subscriptions.add(subscription)  # so shutdown reaches it while it joins
         try:
             for channel in subscription.channels:
                 self._join(channel, subscription)
         except BaseException:
-            self._leave(subscription)
+            self.unsubscribe(subscription)
             raise
-        self.subscriber_count += 1
         return subscription
 
     def _join(self, channel: str, subscription: Subscription) -> None:
@@ -112,7 +89,7 @@ class Hub:
         feed = self._feeds[channel] = _Feed()
         feed.subscribers.add(subscription)
         try:
-            self._broker.listen(channel)
+            head = self._broker.listen(channel)
         except BaseException as error:
             # Everyone who joined meanwhile fails too, rather than wait on a
             # channel nobody listens to; their clients reconnect and resume.
@@ -122,11 +99,14 @@ class Hub:
             )
             feed.listening.set_exception(reason)
             raise
+        # Events after `head` may have been handed over while listen waited.
+        if feed.head is None or head > feed.head:
+            feed.head = head
         feed.listening.set(True)
 
     def unsubscribe(self, subscription: Subscription) -> None:
         """Release a subscription that `subscribe` returned."""
-        self.subscriber_count -= 1
+        self._subscriptions.discard(subscription)
         self._leave(subscription)
 
     def _leave(self, subscription: Subscription) -> None:
@@ -139,12 +119,31 @@ class Hub:
                 del self._feeds[channel]
                 self._broker.unlisten(channel)
 
+    def head(self, channel: str) -> EventId:
+        """Where a client that starts now stands on `channel`; from memory when
+        this process listens to it."""
+        feed = self._feeds.get(channel)
+        if feed is not None and feed.head is not None:
+            return feed.head
+        return self._reads.call(("head", channel), self._broker.head, channel)
+
+    def replay(self, channel: str, after: EventId | None, limit: int) -> Replay:
+        """The broker's replay, except that a client already at the newest id
+        this process has handed over needs no broker call."""
+        feed = self._feeds.get(channel)
+        if feed is not None and after is not None and after == feed.head:
+            return Replay([], exact=True, start=after)
+        return self._reads.call(("replay", channel, after, limit), self._broker.replay, channel, after, limit)
+
     def dispatch(self, event: Event) -> None:
         """Hand one event to every local subscriber of its channel."""
         feed = self._feeds.get(event.channel)
-        if feed is None:
+        if feed is None or (feed.head is not None and event.id <= feed.head):
             return
-        for subscription in tuple(feed.subscribers):
+        feed.head = event.id
+        for count, subscription in enumerate(tuple(feed.subscribers), 1):
+            if count % FANOUT_SLICE == 0:
+                gevent.sleep(0)  # let a publish that is waiting answer (issue 12, item 1)
             if subscription.evicted:
                 continue
             subscription.deliver(event)
@@ -157,16 +156,27 @@ class Hub:
     def end_streams(self, channel: str) -> None:
         """End the streams on `channel`; they resume by id and learn what they missed."""
         feed = self._feeds.get(channel)
-        for subscription in tuple(feed.subscribers) if feed else ():
+        if feed is None:
+            return
+        feed.head = None  # the history it pointed into is gone
+        for subscription in tuple(feed.subscribers):
             subscription.close()
 
     def shutdown(self) -> None:
         """End every stream so its browser reconnects, to another process if there is one."""
         self._closing = True
-        for feed in tuple(self._feeds.values()):
-            for subscription in tuple(feed.subscribers):
-                subscription.close()
+        for subscription in tuple(self._subscriptions):
+            subscription.close()
+
+    def close(self) -> None:
+        self._heartbeat.kill()
 
     @property
     def channel_count(self) -> int:
         return len(self._feeds)
+
+    def _beat(self, interval: float) -> None:
+        while True:
+            gevent.sleep(interval)
+            for subscription in tuple(self._subscriptions):
+                subscription.heartbeat()

@@ -16,6 +16,7 @@ import gevent
 import gevent.pool
 from gevent.pywsgi import WSGIServer
 
+from . import direct
 from .app import SSEHubApp
 from .config import Config, ConfigError
 from .framing import StrictFramingHandler
@@ -25,6 +26,8 @@ logger = logging.getLogger(__name__)
 REQUEST_TIMEOUT_RESPONSE = b"HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
 
 SHUTDOWN_GRACE_SECONDS = 5
+BACKLOG = 2048
+READ_BUFFER_BYTES = 1024
 # Sockets besides subscribers: listener, broker connections, logs, slack.
 SPARE_FILES = 64
 TARGET_SUBSCRIBERS = 10_000
@@ -60,6 +63,14 @@ class TimedHandler(StrictFramingHandler):
 
     head_timeout = Config.request_head_timeout
     write_timeout = Config.write_timeout
+    access_log = Config.access_log
+
+    def __init__(self, sock, address, server):
+        super().__init__(sock, address, server)
+        # pywsgi reads through an 8 KiB buffer, held as long as the
+        # connection: most of an idle stream's memory. Request heads are
+        # small and large bodies bypass the buffer (issue 12, item 5).
+        self.rfile = sock.makefile("rb", READ_BUFFER_BYTES)
 
     def handle(self):
         # pywsgi sends a response's head and body separately; without
@@ -75,10 +86,19 @@ class TimedHandler(StrictFramingHandler):
         finally:
             self._head_deadline.cancel()
 
+    def get_environ(self):
+        environ = super().get_environ()
+        environ[direct.ENVIRON_KEY] = self  # streams may write to the socket themselves
+        return environ
+
     def handle_one_response(self):
         self._head_deadline.cancel()
         self.socket.settimeout(self.write_timeout)
         return super().handle_one_response()
+
+    def log_request(self):
+        if self.access_log:
+            super().log_request()
 
     def _handle_client_error(self, ex):
         # pywsgi prints a traceback for any client error that is not a
@@ -97,7 +117,7 @@ class TimedHandler(StrictFramingHandler):
         super().handle_error(t, v, tb)
 
 
-def wsgi_server(application, config: Config, address: tuple[str, int], **options) -> WSGIServer:
+def wsgi_server(application, config: Config, address: tuple[str, int] | socket.socket, **options) -> WSGIServer:
     """pywsgi serving `application` with the deadlines from `config`."""
     handler = type(
         "Handler",
@@ -105,13 +125,29 @@ def wsgi_server(application, config: Config, address: tuple[str, int], **options
         {
             "head_timeout": config.request_head_timeout,
             "write_timeout": config.write_timeout,
+            "access_log": config.access_log,
         },
     )
     return WSGIServer(address, application, handler_class=handler, **options)
 
 
-def serve(app: SSEHubApp) -> int:
-    """Serve until SIGTERM or SIGINT; return the exit status.
+def listening_socket(host: str, port: int, shared: bool) -> socket.socket:
+    """The socket to accept on; `shared` lets the other workers bind it too
+    (SO_REUSEPORT) and the kernel spread connections across them (issue 12, item 6)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    listener = socket.socket(family, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if shared:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    listener.bind((host, port))
+    listener.listen(BACKLOG)
+    listener.setblocking(False)
+    return listener
+
+
+def serve(app: SSEHubApp, worker: str = "") -> int:
+    """Serve until SIGTERM or SIGINT; return the exit status. A `worker`
+    (its name, for the log) shares the port with the others.
 
     Raises ConfigError when HOST and PORT cannot be listened on.
     """
@@ -119,17 +155,15 @@ def serve(app: SSEHubApp) -> int:
     files = raise_open_file_limit()
     if files - SPARE_FILES < config.max_streams:
         app.limits.total = max(1, files - SPARE_FILES)
-    handlers = gevent.pool.Pool()
-    server = wsgi_server(
-        app,
-        config,
-        (config.host, config.port),
-        spawn=handlers,
-        backlog=2048,
-        log=logging.getLogger("ssehub.access"),
-        error_log=logging.getLogger("ssehub.server"),
-    )
     try:
+        server = wsgi_server(
+            app,
+            config,
+            listening_socket(config.host, config.port, shared=bool(worker)),
+            spawn=gevent.pool.Pool(),
+            log=logging.getLogger("ssehub.access"),
+            error_log=logging.getLogger("ssehub.server"),
+        )
         server.start()
     except OSError as error:
         app.close()
@@ -141,7 +175,12 @@ def serve(app: SSEHubApp) -> int:
         ) from None
     host, port = server.address[:2]
     logger.info(
-        "ssehub listening on http://%s:%d (open-file limit %d, at most %d streams)", host, port, files, app.limits.total
+        "ssehub %slistening on http://%s:%d (open-file limit %d, at most %d streams)",
+        f"{worker} " if worker else "",
+        host,
+        port,
+        files,
+        app.limits.total,
     )
     logger.info("broker: %s", app.broker.description)
     if config.publish_token is None:
@@ -154,6 +193,8 @@ def serve(app: SSEHubApp) -> int:
         logger.warning("SECRET_KEY is unset: chat names last until this process restarts; set it when scaling out")
 
     def stop(signum: int) -> None:
+        if server.closed:
+            return  # a second signal (a terminal's SIGINT reaches every worker and their supervisor)
         logger.info("%s: closing streams and stopping", signal.Signals(signum).name)
         server.close()
         app.shutdown()

@@ -17,7 +17,7 @@ import logging
 import time
 from collections.abc import Generator, Iterable, Iterator
 
-from . import wire
+from . import direct, wire
 from .brokers import REPLAY_PAGE_BYTES, Broker, BrokerUnavailable
 from .brokers.history import PAGE, by_id, pages_from
 from .cursor import EventId, format_cursor, parse_cursor
@@ -37,7 +37,6 @@ MAX_HISTORY = 100
 
 @dataclasses.dataclass(frozen=True)
 class StreamOptions:
-    heartbeat_seconds: float
     retry_ms: int
     # End the response after the first events sent, or after the hold.
     long_poll: bool = False
@@ -68,9 +67,13 @@ def event_stream(
     channels: tuple[str, ...],
     last_event_id: str | None,
     options: StreamOptions,
+    handler: object | None = None,
 ) -> Generator[bytes, None, None]:
-    """Yield the SSE bytes of one subscriber until it leaves or must reconnect."""
-    follow = _follow_long_poll if options.long_poll else _follow
+    """Yield the SSE bytes of one subscriber until it leaves or must reconnect.
+
+    `handler` is the server's handler when it offers one (direct.ENVIRON_KEY):
+    then live events may go straight to the socket.
+    """
     retry_ms = LONG_POLL_RETRY_MS if options.long_poll else options.retry_ms
     yield (wire.padding(options.padding) if options.padding else b"") + wire.retry(retry_ms) + wire.comment("ssehub")
     try:
@@ -79,8 +82,12 @@ def event_stream(
         yield wire.comment(f"unavailable, reconnect later: {error}")
         return
     try:
-        resumed = yield from _resume(broker, channels, parse_cursor(last_event_id, channels), options)
-        yield from follow(subscription, resumed, options)
+        resumed = yield from _resume(hub, broker, channels, parse_cursor(last_event_id, channels), options)
+        if options.long_poll:
+            yield from _follow_long_poll(subscription, resumed, options)
+        else:
+            writer = direct.writer_for(handler, resumed.positions, options.wrap)
+            yield from _follow(subscription, resumed, options, writer)
     except BrokerUnavailable as error:
         yield wire.comment(f"interrupted, reconnect: {error}")
     finally:
@@ -88,16 +95,29 @@ def event_stream(
         logger.debug("stream on %s ended", ",".join(channels))
 
 
-def _follow(subscription: Subscription, resumed: _Resumed, options: StreamOptions) -> Iterator[bytes]:
-    """A stream: live events as they come, a heartbeat each idle interval."""
+def _follow(
+    subscription: Subscription, resumed: _Resumed, options: StreamOptions, writer: direct.DirectWriter | None
+) -> Iterator[bytes]:
+    """A stream: live events as they come, a heartbeat each idle interval (the
+    hub's heartbeat says when). With a `writer`, the hub sends what it can
+    itself while this waits; this greenlet writes only what it could not."""
     while True:
-        events = subscription.wait(options.heartbeat_seconds)
+        events = subscription.wait(writer)
+        if writer is not None:
+            if writer.broken:
+                return
+            if writer.pending:
+                writer.flush()
         if subscription.evicted:
             yield wire.comment("too slow to keep up; resume from your last id")
             return
         if subscription.closed:
             return
-        yield b"".join(_frames(events, resumed.positions, options.wrap)) or wire.HEARTBEAT
+        chunk = b"".join(_frames(events, resumed.positions, options.wrap))
+        if chunk:
+            yield chunk
+        elif subscription.take_heartbeat():
+            yield wire.HEARTBEAT
 
 
 def _follow_long_poll(subscription: Subscription, resumed: _Resumed, options: StreamOptions) -> Iterator[bytes]:
@@ -106,14 +126,15 @@ def _follow_long_poll(subscription: Subscription, resumed: _Resumed, options: St
         return
     hold_until = time.monotonic() + LONG_POLL_HOLD_SECONDS
     while (remaining := hold_until - time.monotonic()) > 0:
-        events = subscription.wait(min(options.heartbeat_seconds, remaining))
+        events = subscription.wait(timeout=remaining)
         if subscription.evicted or subscription.closed:
             return
         chunk = b"".join(_frames(events, resumed.positions, options.wrap))
         if chunk:
             yield chunk
             return
-        yield wire.HEARTBEAT
+        if subscription.take_heartbeat():
+            yield wire.HEARTBEAT
 
 
 def turned_away(reason: str) -> Iterator[bytes]:
@@ -123,6 +144,7 @@ def turned_away(reason: str) -> Iterator[bytes]:
 
 
 def _resume(
+    hub: Hub,
     broker: Broker,
     channels: tuple[str, ...],
     requested: dict[str, EventId | None] | None,
@@ -131,15 +153,15 @@ def _resume(
     """Tell the client where it stands and replay what it missed (a long
     poll at most one page of it: the next poll asks for the rest)."""
     if requested is None:
-        return (yield from _start_fresh(broker, channels, options))
-    first_pages = {channel: broker.replay(channel, requested[channel], PAGE) for channel in channels}
+        return (yield from _start_fresh(hub, broker, channels, options))
+    first_pages = {channel: hub.replay(channel, requested[channel], PAGE) for channel in channels}
     resumed = _Resumed({channel: page.start for channel, page in first_pages.items()}, 0)
     for channel, page in first_pages.items():
         if not page.exact:
             reset = json.dumps({"channel": channel})
             yield wire.encode_event(reset, RESET_EVENT, format_cursor(resumed.positions, channel))
             resumed.sent += 1
-    missed = by_id(pages_from(broker.replay, channel, page) for channel, page in first_pages.items())
+    missed = by_id(pages_from(hub.replay, channel, page) for channel, page in first_pages.items())
     if options.long_poll:
         missed = itertools.islice(missed, PAGE)
     for events in _batches(missed):
@@ -148,10 +170,12 @@ def _resume(
     return resumed
 
 
-def _start_fresh(broker: Broker, channels: tuple[str, ...], options: StreamOptions) -> Generator[bytes, None, _Resumed]:
+def _start_fresh(
+    hub: Hub, broker: Broker, channels: tuple[str, ...], options: StreamOptions
+) -> Generator[bytes, None, _Resumed]:
     """No id: start from now (after the last `history` events), and say where
     that is at once, so the client's first reconnect loses nothing."""
-    resumed = _Resumed({channel: broker.head(channel) for channel in channels}, 0)
+    resumed = _Resumed({channel: hub.head(channel) for channel in channels}, 0)
     recent = []
     if options.history:
         # Read after the heads: anything published in between is among them.

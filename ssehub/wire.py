@@ -77,6 +77,12 @@ def padding(size: int) -> bytes:
 HEARTBEAT = b":\n\n"
 
 
+def chunk(data: bytes) -> bytes:
+    """`data` framed as one HTTP/1.1 chunk (Transfer-Encoding: chunked), for
+    bytes written to a response's socket without the server's help."""
+    return b"%x\r\n%b\r\n" % (len(data), data)
+
+
 def _lines(name: str, prefix: bytes, text: str) -> bytes:
     """`text` as lines that each start with `prefix`, split where a parser splits."""
     try:

@@ -100,11 +100,33 @@ def parse(stream: bytes) -> list[Message]:
     return Parser().feed(stream)
 
 
+class _SmallWindowConnection(http.client.HTTPConnection):
+    """A connection whose receive buffer is set before connecting, so the
+    window it offers stays small and the sender's writes block early."""
+
+    receive_buffer = 4096
+
+    def connect(self) -> None:
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self.receive_buffer)
+        self.sock.settimeout(self.timeout)
+        self.sock.connect((self.host, self.port))
+
+
 class StreamReader:
     """An open /events response read with deadlines, like a browser's EventSource."""
 
-    def __init__(self, host: str, port: int, path: str, headers: dict[str, str] | None = None, timeout: float = 5):
-        self.connection = http.client.HTTPConnection(host, port, timeout=timeout)
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        path: str,
+        headers: dict[str, str] | None = None,
+        timeout: float = 5,
+        small_window: bool = False,
+    ):
+        connection_class = _SmallWindowConnection if small_window else http.client.HTTPConnection
+        self.connection = connection_class(host, port, timeout=timeout)
         self.connection.request("GET", path, headers=headers or {})
         self.response = self.connection.getresponse()
         self.status = self.response.status

@@ -91,7 +91,7 @@ def test_events_published_while_history_is_read_come_once_and_in_order():
     hub = Hub(broker, queue_size=100)
     start = format_id(broker.head("news"))
     broker.publish("news", "before")
-    stream = event_stream(hub, broker, ("news",), start, StreamOptions(heartbeat_seconds=0.01, retry_ms=100))
+    stream = event_stream(hub, broker, ("news",), start, StreamOptions(retry_ms=100))
     parser, messages = Parser(), []
     while len(messages) < 3:
         messages += parser.feed(next(stream))

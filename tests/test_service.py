@@ -71,6 +71,9 @@ def test_a_signal_ends_open_streams_and_exits_zero(service, signum):
         ("HOST", "no-such-host.invalid"),
         ("HOST", "192.0.2.1"),
         ("PORT", "in use"),
+        ("WEB_CONCURRENCY", "2"),  # the embedded broker: workers would not see each other's events
+        ("WEB_CONCURRENCY", "many"),
+        ("ACCESS_LOG", "maybe"),
     ],
 )
 def test_a_bad_setting_stops_the_start_with_one_line_naming_it(name, value):
@@ -126,7 +129,7 @@ def test_the_app_refuses_to_run_without_gevent_patching():
 
 
 def test_clients_hanging_up_leave_no_traceback_in_the_log(service):
-    running = service(env={"HEARTBEAT_SECONDS": "0.05"})
+    running = service(env={"HEARTBEAT_SECONDS": "0.05", "ACCESS_LOG": "1"})
     running.wait_listening()
     for abrupt in (True, False, True):
         reader = StreamReader("127.0.0.1", running.port, "/events?channel=news")
@@ -134,6 +137,23 @@ def test_clients_hanging_up_leave_no_traceback_in_the_log(service):
         reader.close(abrupt=abrupt)
     wait_for(lambda: running.output().count('"GET /events?channel=news HTTP/1.1" 200') == 3, message="streams logged")
     assert "Traceback" not in running.output() and "ERROR" not in running.output()
+
+
+def test_requests_are_not_logged_one_line_each_unless_asked(service):
+    running = service()
+    running.wait_listening()
+    for _ in range(3):
+        connection = http.client.HTTPConnection("127.0.0.1", running.port, timeout=5)
+        connection.request("GET", "/healthz")
+        assert connection.getresponse().status == 200
+        connection.close()
+    connection = http.client.HTTPConnection("127.0.0.1", running.port, timeout=5)
+    connection.request("POST", "/publish", "{", {"Content-Type": "application/json"})
+    assert connection.getresponse().status == 400
+    connection.close()
+    # Refusals are still told (one line each); successes are not.
+    wait_for(lambda: "POST /publish from 127.0.0.1" in running.output(), message="the refusal logged")
+    assert "GET /healthz" not in running.output()
 
 
 def test_two_hub_processes_share_a_redis(service, redis_server):

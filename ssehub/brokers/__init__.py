@@ -64,8 +64,9 @@ class Broker(Protocol):
         """Store and announce one event once and return its id, or raise
         BrokerUnavailable (PublishOutcomeUnknown when it may have been stored)."""
 
-    def listen(self, channel: str) -> None:
-        """Announce events on `channel` to this process from now on."""
+    def listen(self, channel: str) -> EventId:
+        """Announce events on `channel` to this process from now on: every
+        event after the returned id (the channel's head) is handed to `deliver`."""
 
     def unlisten(self, channel: str) -> None:
         """Stop announcing `channel`; it has no subscriber in this process."""

@@ -11,6 +11,8 @@ import collections
 import time
 from collections.abc import Callable
 
+import gevent
+
 from ..cursor import EventId
 from ..event import Event
 from . import REPLAY_PAGE_BYTES, Replay
@@ -39,6 +41,8 @@ class MemoryBroker:
         self._channels: dict[str, _Channel] = {}
         self._deliver: Callable[[Event], None] | None = None
         self._listened: set[str] = set()
+        self._announcing: collections.deque[Event] = collections.deque()
+        self._announcer: gevent.Greenlet | None = None
 
     def start(self, deliver: Callable[[Event], None], history_lost: Callable[[str], None]) -> None:
         """`history_lost` is unused: history here never moves past a listener."""
@@ -52,12 +56,13 @@ class MemoryBroker:
             state.floor = state.history[0].id
         state.history.append(stored)
         state.last = stored.id
-        if self._deliver is not None and channel in self._listened:
-            self._deliver(stored)
+        if channel in self._listened:
+            self._announce(stored)
         return stored.id
 
-    def listen(self, channel: str) -> None:
+    def listen(self, channel: str) -> EventId:
         self._listened.add(channel)
+        return self.head(channel)
 
     def unlisten(self, channel: str) -> None:
         self._listened.discard(channel)
@@ -95,6 +100,18 @@ class MemoryBroker:
 
     def close(self) -> None:
         self._deliver = None
+        self._announcing.clear()
+
+    def _announce(self, event: Event) -> None:
+        """Hand `event` over from a greenlet of its own, in order, so a publish
+        is answered without waiting for its fan-out (issue 12, item 1)."""
+        self._announcing.append(event)
+        if self._announcer is None or self._announcer.dead:
+            self._announcer = gevent.spawn(self._announce_all)
+
+    def _announce_all(self) -> None:
+        while self._announcing and self._deliver is not None:
+            self._deliver(self._announcing.popleft())
 
     def _channel(self, channel: str) -> _Channel:
         state = self._channels.get(channel)

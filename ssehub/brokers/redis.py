@@ -72,10 +72,12 @@ class RedisBroker:
         with unavailable_on_redis_errors():
             return parse_stream_id(self._functions.loaded(lambda: self._send_once(*command)))
 
-    def listen(self, channel: str) -> None:
+    def listen(self, channel: str) -> EventId:
         # The head is read before subscribing; the listener fills in anything
         # published between the two once the subscription is confirmed.
-        self._listener.subscribe(channel, self.head(channel))
+        head = self.head(channel)
+        self._listener.subscribe(channel, head)
+        return head
 
     def unlisten(self, channel: str) -> None:
         self._listener.unsubscribe(channel)

@@ -1,0 +1,137 @@
+"""The fan-out path of issue 12: publishes answered before their fan-out, events
+written straight to ready sockets and queued for blocked ones, and reads that
+a connect storm shares instead of repeating."""
+
+import collections
+import socket
+
+import gevent
+import gevent.event
+import pytest
+import webtest
+
+from ssehub import direct
+from ssehub import server as server_module
+from ssehub.brokers import Replay
+from ssehub.brokers.memory import MemoryBroker
+from ssehub.cursor import parse_id
+from ssehub.hub import Hub
+from tests.conftest import wait_for
+from tests.sse import StreamReader
+
+
+def test_a_publish_is_answered_before_its_fan_out_to_a_thousand_subscribers(make_app):
+    app = make_app()
+    client = webtest.TestApp(app, extra_environ={"REMOTE_ADDR": "127.0.0.1"})
+    subscriptions = [app.hub.subscribe(["news"]) for _ in range(1000)]
+    reply = client.post_json("/publish", {"channel": "news", "data": "hello"}, status=201).json
+    assert app.hub.delivered == 0  # answered; the fan-out has not begun
+    wait_for(lambda: app.hub.delivered == 1000, message="the fan-out")
+    for subscription in subscriptions:
+        assert [event.id for event in subscription.wait(timeout=1)] == [parse_id(reply["id"])]
+
+
+@pytest.fixture
+def writes(monkeypatch):
+    """Counts of direct sends and of the greenlet taking over from a full socket."""
+    counts = collections.Counter()
+    send, flush = direct.DirectWriter.send, direct.DirectWriter.flush
+
+    def counting_send(self, event):
+        counts["direct"] += 1
+        return send(self, event)
+
+    def counting_flush(self):
+        counts["taken over"] += 1
+        return flush(self)
+
+    monkeypatch.setattr(direct.DirectWriter, "send", counting_send)
+    monkeypatch.setattr(direct.DirectWriter, "flush", counting_flush)
+    return counts
+
+
+@pytest.fixture
+def small_send_buffers(monkeypatch):
+    """The hub's sockets hold 16 KB unsent (not the megabytes loopback grows to),
+    so a client that stops reading fills its socket within a few events."""
+    handle = server_module.TimedHandler.handle
+
+    def handle_with_a_small_buffer(self):
+        self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 8192)
+        return handle(self)
+
+    monkeypatch.setattr(server_module.TimedHandler, "handle", handle_with_a_small_buffer)
+
+
+@pytest.mark.parametrize("broker", ["memory", "redis"])
+def test_every_event_reaches_every_subscriber_once_in_order_when_some_sockets_block(
+    live, request, writes, small_send_buffers, broker
+):
+    settings = {"client_queue": 1000, "max_streams_per_client": 0}
+    if broker == "redis":
+        settings["redis_url"] = request.getfixturevalue("clean_redis").url
+    server = live(**settings)
+    ready = [server.stream("channel=news") for _ in range(4)]
+    blocked = [StreamReader("127.0.0.1", server.port, "/events?channel=news", small_window=True) for _ in range(4)]
+    for reader in ready + blocked:
+        reader.read_until(lambda r: r.parser.last_event_id)
+    payload = "x" * 8000
+    ids = []
+    for n in range(120):
+        ids.append(server.publish("news", f"{n} {payload}"))
+        for reader in ready:  # these keep up; the blocked ones read nothing yet
+            reader.take(n + 1)
+    for reader in ready + blocked:
+        received = reader.take(120, timeout=20)
+        assert [(m.data.split()[0], m.last_event_id) for m in received] == [(str(n), ids[n]) for n in range(120)]
+        assert len(reader.messages) == 120
+    assert writes["direct"] > 0 and writes["taken over"] > 0, writes
+    assert server.app.hub.evictions == 0
+
+
+class CountingBroker(MemoryBroker):
+    def __init__(self):
+        super().__init__(history_size=100)
+        self.calls = collections.Counter()
+        self.replay_gate = gevent.event.Event()
+        self.replay_gate.set()
+
+    def head(self, channel):
+        self.calls["head"] += 1
+        return super().head(channel)
+
+    def replay(self, channel, after, limit):
+        self.calls["replay"] += 1
+        self.replay_gate.wait()
+        return super().replay(channel, after, limit)
+
+
+def test_a_listened_channel_answers_heads_and_up_to_date_resumes_from_memory():
+    broker = CountingBroker()
+    hub = Hub(broker, queue_size=10)
+    first = hub.subscribe(["news"])
+    published = broker.publish("news", "one")
+    wait_for(lambda: first.queue, message="the event handed over")
+    calls = broker.calls.copy()
+    assert hub.head("news") == published
+    assert hub.replay("news", published, 500) == Replay([], exact=True, start=published)
+    assert broker.calls == calls  # neither needed the broker
+    older = hub.replay("news", (0, 0), 500)
+    assert [event.id for event in older.events] == [published] and broker.calls["replay"] == calls["replay"] + 1
+
+
+def test_identical_replays_in_flight_share_one_broker_call_even_if_the_first_caller_leaves():
+    broker = CountingBroker()
+    hub = Hub(broker, queue_size=10)
+    hub.subscribe(["news"])
+    start = broker.head("news")
+    broker.publish("news", "missed")
+    broker.replay_gate.clear()
+    readers = [gevent.spawn(hub.replay, "news", start, 500) for _ in range(50)]
+    gevent.sleep(0)
+    readers[0].kill()  # the asking client hung up; one of the others asks instead
+    gevent.sleep(0)
+    broker.replay_gate.set()
+    answers = [reader.get(timeout=2) for reader in readers[1:]]
+    assert all([event.data for event in answer.events] == ["missed"] for answer in answers)
+    assert broker.calls["replay"] == 2  # the killed call, then one for all 49
