@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable, Generator, Iterable, Iterator
+from collections.abc import Generator, Iterable, Iterator
 
 import gevent.monkey
 from werkzeug.exceptions import BadRequest, Forbidden, HTTPException, InternalServerError, MethodNotAllowed, NotFound
@@ -22,7 +22,7 @@ from .chat_routes import ChatRoutes
 from .config import Config
 from .cursor import EventId, format_id
 from .hub import Hub
-from .limits import StreamLimits
+from .limits import Lease, StreamLimits
 from .pages import Pages
 from .proxies import TrustedProxies
 from .publish import read_messages
@@ -97,9 +97,10 @@ class SSEHubApp:
         client = request.remote_addr or "unknown"
         refused = self.limits.admit(client)
         if refused is None:
-            handler = request.environ.get(direct.ENVIRON_KEY)
-            stream = event_stream(self.hub, self.broker, channels, last_event_id, options, handler)
-            body: Iterable[bytes] = _Released(stream, lambda: self.limits.release(client))
+            lease = Lease(self.limits, client)
+            handover = None if options.long_poll else direct.handover(request.environ, lease, channels)
+            stream = event_stream(self.hub, self.broker, channels, last_event_id, options, handover)
+            body: Iterable[bytes] = _Released(stream, lease)
         else:
             logger.info("GET /events from %s turned away: %s", client, refused)
             body = turned_away(refused)
@@ -200,12 +201,13 @@ class SSEHubApp:
 
 
 class _Released:
-    """A response body that calls `release` when the server closes it, even
-    if it never started (a generator's own `finally` would not run then)."""
+    """A response body that gives its stream's place under the limits back when
+    the server closes it, even if it never started (a generator's own `finally`
+    would not run then), unless the stream was handed over and lives on."""
 
-    def __init__(self, body: Generator[bytes, None, None], release: Callable[[], None]):
+    def __init__(self, body: Generator[bytes, None, None], lease: Lease):
         self._body = body
-        self._release: Callable[[], None] | None = release
+        self._lease = lease
 
     def __iter__(self) -> Iterator[bytes]:
         return self._body
@@ -214,9 +216,8 @@ class _Released:
         try:
             self._body.close()
         finally:
-            release, self._release = self._release, None
-            if release is not None:
-                release()
+            if not self._lease.handed_over:
+                self._lease.release()
 
 
 def create_app(config: Config, broker: Broker | None = None) -> SSEHubApp:

@@ -1,83 +1,185 @@
-"""Writing a parked stream's events straight to its socket from the fan-out loop.
+"""Live streams that need no greenlet: the server hands their connection over.
 
-The slow part of a delivery was never the send: it was waking the stream's
-greenlet, a timeout per wait, and pywsgi framing and `sendall` per write
-(issue 12). While a one-channel stream has nothing queued, the hub hands each
-event's ready-made chunk to the socket with one non-blocking send. Only when
-the socket cannot take it all does the stream's greenlet take over, writing
-what is left first and then the queue, so order and framing are kept.
+A greenlet waiting for a stream's next event cost about 10 KB (its saved C
+stack and frames, pywsgi's request objects), most of an idle subscriber's
+memory, and waking it, a timeout per wait and pywsgi's framing per write were
+most of a delivery's CPU (issue 12). Once a one-channel stream has caught up,
+pywsgi's handler hands its connection over: the stream becomes a
+DetachedStream, fed by the fan-out, which writes each event's chunk (framed
+once per event) with one non-blocking send. Only a socket that cannot take a
+whole chunk gets a greenlet, for as long as it takes to drain: the rest of
+that chunk first, then what queued meanwhile, several events per write.
 """
 
 from __future__ import annotations
 
+import _socket
+import logging
+import os
+from collections.abc import Callable
+
+import gevent
 import gevent.socket
 
 from . import wire
 from .cursor import EventId
-from .event import Event
+from .limits import Lease
+from .subscription import Subscription
+
+logger = logging.getLogger(__name__)
 
 # The key under which server.TimedHandler offers itself to the app.
 ENVIRON_KEY = "ssehub.handler"
+TOO_SLOW = wire.comment("too slow to keep up; resume from your last id")
+_LAST_CHUNK = b"0\r\n\r\n"
 
 
-class DirectWriter:
-    """Non-blocking writes to one stream's socket, for frames that need no
-    per-stream work (one channel: the bare id is the cursor)."""
+class DetachedStream:
+    """One live stream's connection, written to by the fan-out and the hub's heartbeat."""
 
-    __slots__ = ("_socket", "_raw", "_chunked", "_wrap", "_positions", "_channel", "pending", "broken")
+    __slots__ = ("_socket", "_chunked", "_wrap", "_positions", "_channel", "_subscription", "_end", "_timeout", "idle")
 
-    def __init__(self, handler, positions: dict[str, EventId], wrap: bool):
-        self._socket = handler.socket
-        # gevent's socket is a cooperative wrapper around a non-blocking one.
-        self._raw = handler.socket._sock
-        self._chunked = handler.response_use_chunked
+    def __init__(
+        self,
+        connection: _socket.socket,
+        chunked: bool,
+        positions: dict[str, EventId],
+        subscription: Subscription,
+        end: Callable[[], None],
+        write_timeout: float,
+        wrap: bool,
+    ):
+        self._socket = connection  # non-blocking; this stream's own descriptor
+        self._chunked = chunked
         self._wrap = wrap
         self._positions = positions
         (self._channel,) = positions
-        # Bytes already framed that must reach the socket before anything else.
-        self.pending = b""
-        self.broken = False
+        self._subscription = subscription
+        self._end: Callable[[], None] | None = end
+        self._timeout = write_timeout
+        # True while no greenlet is draining: the fan-out may send itself.
+        self.idle = True
 
-    def send(self, event: Event) -> bool:
-        """Send `event` unless this stream has it already; False when the
-        stream's greenlet must take over (the socket was full or is gone)."""
+    def start(self) -> None:
+        """Take over; events that queued while the stream caught up go out first."""
+        self._subscription.stream = self
+        if self._subscription.queue:
+            self._drain_from(b"")
+
+    def send(self, event) -> None:
+        """From the fan-out, on an idle stream: straight to the socket."""
         if event.id <= self._positions[self._channel]:
-            return True
+            return
         self._positions[self._channel] = event.id
         if self._wrap:
             event = event.wrapped()
-        return self._send(event.chunk() if self._chunked else event.frame)
+        self._write(event.chunk() if self._chunked else event.frame)
 
-    def send_heartbeat(self) -> bool:
-        return self._send(_HEARTBEAT_CHUNK if self._chunked else wire.HEARTBEAT)
+    def send_heartbeat(self) -> None:
+        self._write(self._framed(wire.HEARTBEAT))
 
-    def flush(self) -> None:
-        """Write what a full socket left over, cooperatively and within the
-        write timeout (raises the socket's error, which ends the stream)."""
-        pending, self.pending = self.pending, b""
-        self._socket.sendall(pending)
-
-    def _send(self, data: bytes) -> bool:
+    def finish(self, last_words: bytes = b"") -> None:
+        """End the response (best effort: a socket that is full gets only the close) and release the stream."""
+        end, self._end = self._end, None
+        if end is None:
+            return
+        self._subscription.stream = None
         try:
-            sent = self._raw.send(data)
+            self._socket.send(self._framed(last_words) + (_LAST_CHUNK if self._chunked else b""))
+        except OSError:
+            pass
+        self._socket.close()
+        end()
+
+    def _write(self, data: bytes) -> None:
+        try:
+            sent = self._socket.send(data)
         except BlockingIOError:
             sent = 0
         except OSError:
-            self.broken = True
-            return False
-        if sent == len(data):
-            return True
-        self.pending = data[sent:]
-        return False
+            self.finish()  # the client is gone
+            return
+        if sent < len(data):
+            self._drain_from(data[sent:])
+
+    def _drain_from(self, pending: bytes) -> None:
+        self.idle = False
+        gevent.spawn(self._drain, pending)
+
+    def _drain(self, pending: bytes) -> None:
+        """A greenlet while the socket is full: write `pending`, then the queue, until nothing is left."""
+        subscription = self._subscription
+        try:
+            while True:
+                self._send_all(pending)
+                if subscription.closed or subscription.evicted:
+                    self.finish(TOO_SLOW if subscription.evicted else b"")
+                    return
+                pending = self._framed(self._frames(subscription.take()))
+                if not pending:
+                    self.idle = True
+                    return
+        except OSError as error:  # includes the write timeout
+            if isinstance(error, TimeoutError):
+                logger.info("dropped a subscriber: a write took over %s s", self._timeout)
+            self.finish()
+
+    def _send_all(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            try:
+                view = view[self._socket.send(view) :]
+            except BlockingIOError:
+                gevent.socket.wait_write(self._socket.fileno(), timeout=self._timeout, timeout_exc=TimeoutError())
+
+    def _frames(self, events) -> bytes:
+        frames = []
+        for event in events:
+            if event.id > self._positions[self._channel]:
+                self._positions[self._channel] = event.id
+                frames.append((event.wrapped() if self._wrap else event).frame)
+        return b"".join(frames)
+
+    def _framed(self, data: bytes) -> bytes:
+        return wire.chunk(data) if self._chunked and data else data
 
 
-_HEARTBEAT_CHUNK = wire.chunk(wire.HEARTBEAT)
+class Handover:
+    """A stream's way out of pywsgi: its handler, and its place under the limits."""
+
+    __slots__ = ("_handler", "_lease")
+
+    def __init__(self, handler, lease: Lease):
+        self._handler = handler
+        self._lease = lease
+
+    def detach(self, subscription: Subscription, positions: dict[str, EventId], wrap: bool, end) -> None:
+        """Hand the live stream over to a DetachedStream; pywsgi then finishes
+        the request without ending the response or closing the connection (the
+        stream keeps its own descriptor of it). `end` runs when the stream ends."""
+        handler = self._handler
+        # A bare socket, not gevent's: no watchers held while idle.
+        connection = _socket.socket(fileno=os.dup(handler.socket.fileno()))
+        connection.setblocking(False)
+        chunked = handler.response_use_chunked
+        handler.response_use_chunked = False  # pywsgi must not write the last chunk
+        handler.close_connection = True  # nor read another request
+        lease = self._lease
+
+        def ended() -> None:
+            end()
+            lease.release()
+
+        stream = DetachedStream(connection, chunked, positions, subscription, ended, handler.write_timeout, wrap)
+        lease.handed_over = True
+        stream.start()
 
 
-def writer_for(handler, positions: dict[str, EventId], wrap: bool) -> DirectWriter | None:
-    """A DirectWriter for a stream whose head `handler` has sent, or None where
-    frames must go through the server (several channels, TLS, or a server
-    other than ours, which offers no handler)."""
-    if handler is None or len(positions) != 1 or type(handler.socket) is not gevent.socket.socket:
+def handover(environ: dict, lease: Lease, channels: tuple[str, ...]) -> Handover | None:
+    """A Handover when the stream can leave its greenlet: one channel (the bare id
+    is the cursor, so one frame fits every subscriber), served by our pywsgi
+    handler over plain TCP (not TLS, not another server)."""
+    handler = environ.get(ENVIRON_KEY)
+    if handler is None or len(channels) != 1 or type(handler.socket) is not gevent.socket.socket:
         return None
-    return DirectWriter(handler, positions, wrap)
+    return Handover(handler, lease)

@@ -30,7 +30,7 @@ class Event:
 
     def chunk(self) -> bytes:
         """`frame` as one HTTP/1.1 chunk, framed once for every stream that
-        sends it straight to its socket (direct.DirectWriter). Built once."""
+        the fan-out writes to itself (direct.DetachedStream). Built once."""
         if self._chunk is None:
             self._chunk = wire.chunk(self.frame)
         return self._chunk

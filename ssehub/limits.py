@@ -37,3 +37,21 @@ class StreamLimits:
         self._by_client[client] -= 1
         if not self._by_client[client]:
             del self._by_client[client]
+
+
+class Lease:
+    """One admitted stream's place under the limits, given back once, by
+    whoever ends the stream: its response, or the connection it was handed to."""
+
+    __slots__ = ("_limits", "_client", "handed_over")
+
+    def __init__(self, limits: StreamLimits, client: str):
+        self._limits: StreamLimits | None = limits
+        self._client = client
+        # Set when the stream left its response (direct.Handover): the response's end is not the stream's.
+        self.handed_over = False
+
+    def release(self) -> None:
+        limits, self._limits = self._limits, None
+        if limits is not None:
+            limits.release(self._client)

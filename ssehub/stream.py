@@ -67,12 +67,12 @@ def event_stream(
     channels: tuple[str, ...],
     last_event_id: str | None,
     options: StreamOptions,
-    handler: object | None = None,
+    handover: direct.Handover | None = None,
 ) -> Generator[bytes, None, None]:
     """Yield the SSE bytes of one subscriber until it leaves or must reconnect.
 
-    `handler` is the server's handler when it offers one (direct.ENVIRON_KEY):
-    then live events may go straight to the socket.
+    With a `handover`, the stream leaves its response once it has caught up:
+    the connection lives on without a greenlet (direct.py) and this returns.
     """
     retry_ms = LONG_POLL_RETRY_MS if options.long_poll else options.retry_ms
     yield (wire.padding(options.padding) if options.padding else b"") + wire.retry(retry_ms) + wire.comment("ssehub")
@@ -81,35 +81,35 @@ def event_stream(
     except BrokerUnavailable as error:
         yield wire.comment(f"unavailable, reconnect later: {error}")
         return
+    subscription_ends_here = True
     try:
         resumed = yield from _resume(hub, broker, channels, parse_cursor(last_event_id, channels), options)
         if options.long_poll:
             yield from _follow_long_poll(subscription, resumed, options)
+        elif handover is not None:
+            handover.detach(subscription, resumed.positions, options.wrap, lambda: _ended(hub, subscription))
+            subscription_ends_here = False  # the detached stream ends it
         else:
-            writer = direct.writer_for(handler, resumed.positions, options.wrap)
-            yield from _follow(subscription, resumed, options, writer)
+            yield from _follow(subscription, resumed, options)
     except BrokerUnavailable as error:
         yield wire.comment(f"interrupted, reconnect: {error}")
     finally:
-        hub.unsubscribe(subscription)
-        logger.debug("stream on %s ended", ",".join(channels))
+        if subscription_ends_here:
+            _ended(hub, subscription)
 
 
-def _follow(
-    subscription: Subscription, resumed: _Resumed, options: StreamOptions, writer: direct.DirectWriter | None
-) -> Iterator[bytes]:
-    """A stream: live events as they come, a heartbeat each idle interval (the
-    hub's heartbeat says when). With a `writer`, the hub sends what it can
-    itself while this waits; this greenlet writes only what it could not."""
+def _ended(hub: Hub, subscription: Subscription) -> None:
+    hub.unsubscribe(subscription)
+    logger.debug("stream on %s ended", ",".join(subscription.channels))
+
+
+def _follow(subscription: Subscription, resumed: _Resumed, options: StreamOptions) -> Iterator[bytes]:
+    """A stream that keeps its greenlet (several channels, or another server):
+    live events as they come, a heartbeat when the hub's timer says so."""
     while True:
-        events = subscription.wait(writer)
-        if writer is not None:
-            if writer.broken:
-                return
-            if writer.pending:
-                writer.flush()
+        events = subscription.wait()
         if subscription.evicted:
-            yield wire.comment("too slow to keep up; resume from your last id")
+            yield direct.TOO_SLOW
             return
         if subscription.closed:
             return

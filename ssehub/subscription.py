@@ -1,21 +1,26 @@
-"""One stream's live feed: straight to its socket while parked, else a bounded queue.
+"""One stream's live feed: handed straight to its connection, or queued.
 
-A stream whose greenlet waits with nothing queued is parked: the hub sends
-each event to its socket from the fan-out loop (direct.DirectWriter) and the
-greenlet stays asleep. Otherwise events queue, and a subscriber that falls
-`limit` events behind is evicted (it resumes by id) rather than slowing the others.
+A stream that the server handed over (direct.DetachedStream) and that is not
+draining gets each event sent from the fan-out itself. Otherwise events queue
+until the stream's greenlet (or the detached stream's drainer) sends them,
+and a subscriber that falls `limit` events behind is evicted (it resumes by
+id) rather than slowing the others.
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import gevent.event
 
-from .direct import DirectWriter
 from .event import Event
+
+if TYPE_CHECKING:
+    from .direct import DetachedStream
 
 
 class Subscription:
-    __slots__ = ("channels", "queue", "wakeup", "evicted", "closed", "heartbeat_due", "active", "_limit", "_writer")
+    __slots__ = ("channels", "queue", "wakeup", "evicted", "closed", "heartbeat_due", "active", "stream", "_limit")
 
     def __init__(self, channels: tuple[str, ...], limit: int):
         self.channels = channels
@@ -25,21 +30,21 @@ class Subscription:
         self.wakeup = gevent.event.Event()
         self.evicted = False
         self.closed = False
-        # Set by the hub's heartbeat when the stream was idle and not parked.
+        # Set by the hub's heartbeat when a stream with a greenlet was idle.
         self.heartbeat_due = False
         # Something was sent or queued since the last heartbeat tick.
         self.active = False
+        # The connection, once the server handed it over.
+        self.stream: DetachedStream | None = None
         self._limit = limit
-        self._writer: DirectWriter | None = None
 
     def deliver(self, event: Event) -> None:
         if self.evicted:
             return
         self.active = True
-        writer = self._writer
-        if writer is not None:
-            if not writer.send(event):
-                self._unpark()  # the socket is full or gone: the greenlet takes over
+        stream = self.stream
+        if stream is not None and stream.idle and not self.queue:
+            stream.send(event)
             return
         if len(self.queue) >= self._limit:
             # Drop the backlog now: the client resumes from its last id.
@@ -55,26 +60,29 @@ class Subscription:
             self.active = False
             return
         self.active = True
-        writer = self._writer
-        if writer is None:
+        stream = self.stream
+        if stream is None:
             self.heartbeat_due = True
             self.wakeup.set()
-        elif not writer.send_heartbeat():
-            self._unpark()
+        elif stream.idle:
+            stream.send_heartbeat()
 
     def close(self) -> None:
         """Ask the stream to finish (shutdown); the client will reconnect."""
         self.closed = True
-        self._unpark()
+        self.wakeup.set()
+        stream = self.stream
+        if stream is not None and stream.idle:
+            stream.finish()
 
-    def wait(self, writer: DirectWriter | None = None, timeout: float | None = None) -> list[Event]:
-        """Events queued so far, waiting (up to `timeout`) for something to do;
-        with a `writer`, events go straight out while this waits."""
+    def wait(self, timeout: float | None = None) -> list[Event]:
+        """Events queued so far, waiting (up to `timeout`) for something to do."""
         if not (self.queue or self.closed or self.evicted or self.heartbeat_due):
-            if writer is not None and not writer.pending and not writer.broken:
-                self._writer = writer
             self.wakeup.wait(timeout)
-            self._writer = None
+        return self.take()
+
+    def take(self) -> list[Event]:
+        """The events queued so far, without waiting."""
         self.wakeup.clear()
         events, self.queue = self.queue, []
         return events
@@ -83,7 +91,3 @@ class Subscription:
         """Whether a heartbeat is due, once."""
         due, self.heartbeat_due = self.heartbeat_due, False
         return due
-
-    def _unpark(self) -> None:
-        self._writer = None
-        self.wakeup.set()

@@ -9,6 +9,7 @@ streams and exits; a worker that dies later is replaced.
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
 import signal
@@ -32,6 +33,7 @@ BAD_SETTING_STATUS = 2
 # Pause before replacing a worker that died, so a crash loop does not spin.
 REPLACE_DELAY_SECONDS = 1.0
 METRICS_INTERVAL_SECONDS = 1.0
+PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 _blocking_waitpid = gevent.monkey.get_original("os", "waitpid")
 
 
@@ -57,6 +59,7 @@ class _Supervisor:
         self._metrics = WorkerMetrics(tuple(METRICS), config.web_concurrency)
         self._workers: dict[int, int] = {}  # pid: index
         self._stopping = False
+        self._pid = os.getpid()
 
     def run(self) -> int:
         for index in range(self._config.web_concurrency):
@@ -98,6 +101,7 @@ class _Supervisor:
         """The worker's life, in the forked child; its exit status."""
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, signal.SIG_DFL)  # serve() installs the worker's own
+        _end_with_the_supervisor(self._pid)
         self._metrics.index = index
         try:
             app = create_app(self._config)
@@ -112,6 +116,16 @@ class _Supervisor:
             return 1
         finally:
             logging.shutdown()
+
+
+def _end_with_the_supervisor(supervisor: int) -> None:
+    """Have the kernel send this worker SIGTERM when the supervisor dies, even
+    by SIGKILL, so no worker lives on holding the port and its Redis connections."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM) != 0:
+        logger.warning("workers will outlive a killed supervisor: prctl failed (errno %d)", ctypes.get_errno())
+    if os.getppid() != supervisor:
+        os.kill(os.getpid(), signal.SIGTERM)  # it died before prctl
 
 
 def _record_metrics(app, metrics: WorkerMetrics) -> None:

@@ -1,6 +1,7 @@
 """`python service.py` as a child process on a free port, with its log kept for assertions."""
 
 import os
+import signal
 import subprocess
 import sys
 
@@ -23,6 +24,7 @@ class Service:
             stdout=self.log,
             stderr=subprocess.STDOUT,
             preexec_fn=preexec_fn,
+            process_group=0,  # stop() ends its workers too
         )
 
     def output(self):
@@ -34,7 +36,9 @@ class Service:
         assert "listening on" in self.output(), self.output()
 
     def stop(self):
-        if self.process.poll() is None:
-            self.process.kill()
+        try:
+            os.killpg(self.process.pid, signal.SIGKILL)  # and its workers, if any
+        except ProcessLookupError:
+            pass
         self.process.wait()
         self.log.close()

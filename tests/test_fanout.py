@@ -33,20 +33,20 @@ def test_a_publish_is_answered_before_its_fan_out_to_a_thousand_subscribers(make
 
 @pytest.fixture
 def writes(monkeypatch):
-    """Counts of direct sends and of the greenlet taking over from a full socket."""
+    """Counts of sends from the fan-out and of drains of a full socket."""
     counts = collections.Counter()
-    send, flush = direct.DirectWriter.send, direct.DirectWriter.flush
+    send, drain = direct.DetachedStream.send, direct.DetachedStream._drain
 
     def counting_send(self, event):
         counts["direct"] += 1
         return send(self, event)
 
-    def counting_flush(self):
-        counts["taken over"] += 1
-        return flush(self)
+    def counting_drain(self, pending):
+        counts["drained"] += 1
+        return drain(self, pending)
 
-    monkeypatch.setattr(direct.DirectWriter, "send", counting_send)
-    monkeypatch.setattr(direct.DirectWriter, "flush", counting_flush)
+    monkeypatch.setattr(direct.DetachedStream, "send", counting_send)
+    monkeypatch.setattr(direct.DetachedStream, "_drain", counting_drain)
     return counts
 
 
@@ -85,7 +85,7 @@ def test_every_event_reaches_every_subscriber_once_in_order_when_some_sockets_bl
         received = reader.take(120, timeout=20)
         assert [(m.data.split()[0], m.last_event_id) for m in received] == [(str(n), ids[n]) for n in range(120)]
         assert len(reader.messages) == 120
-    assert writes["direct"] > 0 and writes["taken over"] > 0, writes
+    assert writes["direct"] > 0 and writes["drained"] > 0, writes
     assert server.app.hub.evictions == 0
 
 

@@ -89,7 +89,8 @@ def test_the_process_limit_turns_away_every_client(live):
 def test_accepted_connections_send_without_waiting_for_delayed_acks(live):
     # Regression (issue 12): without TCP_NODELAY every response waited ~40 ms.
     server = live()
-    server.stream("channel=news").read_until(lambda r: r.parser.last_event_id)
+    # Two channels: the stream keeps its handler (one-channel streams leave it once live).
+    server.stream("channel=news&channel=sport").read_until(lambda r: r.parser.last_event_id)
     # gevent runs each connection as _handle_and_close_when_done(handle, close, (socket, address)).
     accepted = [handler.args[2][0] for handler in server.handlers]
     assert accepted and all(sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) for sock in accepted)

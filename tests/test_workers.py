@@ -99,3 +99,19 @@ def test_a_worker_that_dies_is_replaced(workers):
     for reader in readers:
         assert [(m.data, m.last_event_id) for m in reader.take(1)] == [("after the replacement", published)]
         reader.close()
+
+
+def test_workers_end_when_their_supervisor_is_killed(workers):
+    pids = _worker_pids(workers)
+    workers.process.kill()  # SIGKILL: it cannot pass anything on
+    workers.process.wait(timeout=5)
+
+    def gone(pid):
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().split()[2] == "Z"  # exited, waiting to be reaped
+
+    wait_for(lambda: all(gone(pid) for pid in pids), timeout=15, message="the orphaned workers to exit")
