@@ -45,6 +45,8 @@ class TrustedProxies:
         return self._app(environ, start_response)
 
     def _trusted(self, address: str | None) -> bool:
+        if not self._networks:
+            return False
         try:
             peer = ipaddress.ip_address(address or "")
         except ValueError:

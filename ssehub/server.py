@@ -26,7 +26,10 @@ logger = logging.getLogger(__name__)
 REQUEST_TIMEOUT_RESPONSE = b"HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
 
 SHUTDOWN_GRACE_SECONDS = 5
-BACKLOG = 2048
+# Connections waiting to be accepted; the kernel caps it at net.core.somaxconn.
+# A restart under 10,000 subscribers brings them all back within a second: a
+# connection that does not fit is retried by its client 1, 3, 7 s later.
+BACKLOG = 65535
 READ_BUFFER_BYTES = 1024
 # Sockets besides subscribers: listener, broker connections, logs, slack.
 SPARE_FILES = 64

@@ -183,7 +183,7 @@ def _start_fresh(
         for events in recent:
             if events:
                 resumed.positions[events[0].channel] = _before(events[0].id)
-    events = list(by_id(recent))
+    events = list(by_id(recent)) if recent else []
     if events:
         yield b"".join(_frames(events, resumed.positions, options.wrap))
         resumed.sent = len(events)

@@ -33,6 +33,11 @@ COMMAND_POOL_SIZE = 16
 CONCURRENT_READS = COMMAND_POOL_SIZE // 2
 # A publish or replay that takes longer than this fails with 503 instead of hanging.
 COMMAND_TIMEOUT_SECONDS = 2.0
+# How long a new channel's first subscriber waits for Redis to confirm the
+# subscription. Longer than a command: during a reconnect storm the process
+# itself may take seconds to get to the confirmation, and failing then would
+# send every waiting stream back into the storm (issue 12, item 4).
+CONFIRM_SECONDS = 10.0
 # Policies under which Redis may evict keys without a TTL, such as ssehub's streams.
 EVICTING_POLICIES = ("allkeys-lru", "allkeys-lfu", "allkeys-random")
 # Errors after which a command may or may not have reached Redis.
@@ -61,7 +66,8 @@ class RedisBroker:
             on_connect=lambda: self._on_connect(own),
             replay=own.replay,
             health_seconds=health_seconds,
-            confirm_seconds=COMMAND_TIMEOUT_SECONDS,
+            confirm_seconds=CONFIRM_SECONDS,
+            connected_seconds=COMMAND_TIMEOUT_SECONDS,
         )
 
     def start(self, deliver: Callable[[Event], None], history_lost: Callable[[str], None]) -> None:

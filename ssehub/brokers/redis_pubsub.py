@@ -50,14 +50,18 @@ class Listener:
         replay: ReplayFn,
         health_seconds: float,
         confirm_seconds: float,
+        connected_seconds: float,
     ):
         """`client` is the listener's own; `on_connect` runs before each
-        (re)subscription; `replay` reads history over `client`."""
+        (re)subscription; `replay` reads history over `client`. A subscription
+        fails when the listener is not connected within `connected_seconds`,
+        or Redis does not confirm it within `confirm_seconds`."""
         self._redis = client
         self._on_connect = on_connect
         self._replay = replay
         self._health_seconds = health_seconds
         self._confirm_seconds = confirm_seconds
+        self._connected_seconds = connected_seconds
         # Per listened channel: the newest id handed to the hub.
         self._positions: dict[str, EventId] = {}
         self._pending: list[tuple[str, str]] = []
@@ -83,7 +87,7 @@ class Listener:
 
     def subscribe(self, channel: str, position: EventId) -> None:
         """Subscribe and wait for Redis to confirm, so later reads of history meet live events."""
-        if not self._up.wait(self._confirm_seconds):
+        if not self._up.wait(self._connected_seconds):
             raise BrokerUnavailable(f"pub/sub reconnecting: {self.last_error}")
         self._positions[channel] = position
         confirmed = self._confirmations.setdefault(channel, gevent.event.Event())
