@@ -13,9 +13,8 @@ that chunk first, then what queued meanwhile, several events per write.
 
 from __future__ import annotations
 
-import _socket
 import logging
-import os
+import weakref
 from collections.abc import Callable
 
 import gevent
@@ -28,20 +27,43 @@ from .subscription import Subscription
 
 logger = logging.getLogger(__name__)
 
-# The key under which server.TimedHandler offers itself to the app.
+# The key under which server.TimedHandler offers itself (a weak reference, so
+# that the request's environ and its handler do not keep each other alive).
 ENVIRON_KEY = "ssehub.handler"
 TOO_SLOW = wire.comment("too slow to keep up; resume from your last id")
 _LAST_CHUNK = b"0\r\n\r\n"
+# Sockets a DetachedStream now owns: the server must not close them when their
+# request is done (server.HubServer.do_close).
+_handed_over: weakref.WeakSet = weakref.WeakSet()
+
+
+def handed_over(connection: gevent.socket.socket) -> bool:
+    """Whether a DetachedStream took `connection` over (asked once, by the server)."""
+    if connection in _handed_over:
+        _handed_over.discard(connection)
+        return True
+    return False
 
 
 class DetachedStream:
     """One live stream's connection, written to by the fan-out and the hub's heartbeat."""
 
-    __slots__ = ("_socket", "_chunked", "_wrap", "_positions", "_channel", "_subscription", "_end", "_timeout", "idle")
+    __slots__ = (
+        "_connection",
+        "_socket",
+        "_chunked",
+        "_wrap",
+        "_positions",
+        "_channel",
+        "_subscription",
+        "_end",
+        "_timeout",
+        "idle",
+    )
 
     def __init__(
         self,
-        connection: _socket.socket,
+        connection: gevent.socket.socket,
         chunked: bool,
         positions: dict[str, EventId],
         subscription: Subscription,
@@ -49,7 +71,8 @@ class DetachedStream:
         write_timeout: float,
         wrap: bool,
     ):
-        self._socket = connection  # non-blocking; this stream's own descriptor
+        self._connection = connection
+        self._socket = connection._sock  # the non-blocking socket inside gevent's
         self._chunked = chunked
         self._wrap = wrap
         self._positions = positions
@@ -61,9 +84,13 @@ class DetachedStream:
         self.idle = True
 
     def start(self) -> None:
-        """Take over; events that queued while the stream caught up go out first."""
-        self._subscription.stream = self
-        if self._subscription.queue:
+        """Take over; events that queued while the stream caught up go out first.
+        A stream evicted or ended while it caught up ends here, as it would have."""
+        subscription = self._subscription
+        subscription.stream = self
+        if subscription.evicted or subscription.closed:
+            self.finish(TOO_SLOW if subscription.evicted else b"")
+        elif subscription.queue:
             self._drain_from(b"")
 
     def send(self, event) -> None:
@@ -88,6 +115,8 @@ class DetachedStream:
             self._socket.send(self._framed(last_words) + (_LAST_CHUNK if self._chunked else b""))
         except OSError:
             pass
+        # The bare socket, closed at once: gevent's would wait for pywsgi's
+        # reader of the request, which only the garbage collector frees.
         self._socket.close()
         end()
 
@@ -123,6 +152,10 @@ class DetachedStream:
             if isinstance(error, TimeoutError):
                 logger.info("dropped a subscriber: a write took over %s s", self._timeout)
             self.finish()
+        except Exception:
+            # A bug must not leave the stream neither idle nor draining, holding its socket.
+            logger.exception("a stream's drain failed; ending it")
+            self.finish()
 
     def _send_all(self, data: bytes) -> None:
         view = memoryview(data)
@@ -155,15 +188,15 @@ class Handover:
 
     def detach(self, subscription: Subscription, positions: dict[str, EventId], wrap: bool, end) -> None:
         """Hand the live stream over to a DetachedStream; pywsgi then finishes
-        the request without ending the response or closing the connection (the
-        stream keeps its own descriptor of it). `end` runs when the stream ends."""
+        the request without ending the response or closing the connection.
+        `end` runs when the stream ends."""
         handler = self._handler
-        # A bare socket, not gevent's: no watchers held while idle.
-        connection = _socket.socket(fileno=os.dup(handler.socket.fileno()))
-        connection.setblocking(False)
+        connection = handler.socket
         chunked = handler.response_use_chunked
-        handler.response_use_chunked = False  # pywsgi must not write the last chunk
-        handler.close_connection = True  # nor read another request
+        handler.response_use_chunked = False  # pywsgi must not write the last chunk,
+        handler.close_connection = True  # nor read another request,
+        handler.socket = None  # nor close the socket (and the server asks handed_over)
+        _handed_over.add(connection)
         lease = self._lease
 
         def ended() -> None:
@@ -179,7 +212,8 @@ def handover(environ: dict, lease: Lease, channels: tuple[str, ...]) -> Handover
     """A Handover when the stream can leave its greenlet: one channel (the bare id
     is the cursor, so one frame fits every subscriber), served by our pywsgi
     handler over plain TCP (not TLS, not another server)."""
-    handler = environ.get(ENVIRON_KEY)
+    offered = environ.get(ENVIRON_KEY)
+    handler = offered() if offered is not None else None
     if handler is None or len(channels) != 1 or type(handler.socket) is not gevent.socket.socket:
         return None
     return Handover(handler, lease)

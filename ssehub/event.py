@@ -35,6 +35,13 @@ class Event:
             self._chunk = wire.chunk(self.frame)
         return self._chunk
 
+    def forget_chunk(self) -> None:
+        """Drop the chunk once the fan-out is done: the embedded broker keeps
+        its events as history, which would otherwise hold each frame twice."""
+        self._chunk = None
+        if self._wrapped is not None:
+            self._wrapped._chunk = None
+
     def wrapped(self) -> Event:
         """This event unnamed, `{"event": type, "data": data}` as its data, for
         clients that cannot name every type in advance (native EventSource only

@@ -152,6 +152,7 @@ class Hub:
                 logger.info("dropped a subscriber %d events behind on %s", self._queue_size, event.channel)
             else:
                 self.delivered += 1
+        event.forget_chunk()
 
     def end_streams(self, channel: str) -> None:
         """End the streams on `channel`; they resume by id and learn what they missed."""

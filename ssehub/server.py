@@ -11,6 +11,7 @@ import logging
 import resource
 import signal
 import socket
+import weakref
 
 import gevent
 import gevent.pool
@@ -91,7 +92,7 @@ class TimedHandler(StrictFramingHandler):
 
     def get_environ(self):
         environ = super().get_environ()
-        environ[direct.ENVIRON_KEY] = self  # streams may write to the socket themselves
+        environ[direct.ENVIRON_KEY] = weakref.ref(self)  # a live stream may take the connection over
         return environ
 
     def handle_one_response(self):
@@ -120,7 +121,7 @@ class TimedHandler(StrictFramingHandler):
         super().handle_error(t, v, tb)
 
 
-def wsgi_server(application, config: Config, address: tuple[str, int] | socket.socket, **options) -> WSGIServer:
+def wsgi_server(application, config: Config, address: tuple[str, int] | socket.socket, **options) -> HubServer:
     """pywsgi serving `application` with the deadlines from `config`."""
     handler = type(
         "Handler",
@@ -131,7 +132,14 @@ def wsgi_server(application, config: Config, address: tuple[str, int] | socket.s
             "access_log": config.access_log,
         },
     )
-    return WSGIServer(address, application, handler_class=handler, **options)
+    return HubServer(address, application, handler_class=handler, **options)
+
+
+class HubServer(WSGIServer):
+    def do_close(self, sock, *args):
+        """Close a connection whose request is done, unless a live stream took it over."""
+        if not direct.handed_over(sock):
+            super().do_close(sock, *args)
 
 
 def listening_socket(host: str, port: int, shared: bool) -> socket.socket:

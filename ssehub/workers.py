@@ -74,7 +74,8 @@ class _Supervisor:
             index = self._workers.pop(pid)
             code = os.waitstatus_to_exitcode(wait_status)
             if self._stopping:
-                status = status or max(code, 0)
+                # A worker killed by signal N reports -N: exit as a shell would (128 + N).
+                status = status or (code if code >= 0 else 128 - code)
             elif code == BAD_SETTING_STATUS:
                 self._stop(signal.SIGTERM)  # the others would fail alike
                 status = code
@@ -95,7 +96,10 @@ class _Supervisor:
     def _stop(self, signum, frame=None) -> None:
         self._stopping = True
         for pid in self._workers:
-            os.kill(pid, signal.SIGTERM)
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass  # it exited just now; the wait loop collects it
 
     def _work(self, index: int) -> int:
         """The worker's life, in the forked child; its exit status."""

@@ -14,7 +14,7 @@ from ssehub import direct
 from ssehub import server as server_module
 from ssehub.brokers import Replay
 from ssehub.brokers.memory import MemoryBroker
-from ssehub.cursor import parse_id
+from ssehub.cursor import format_id, parse_id
 from ssehub.hub import Hub
 from tests.conftest import wait_for
 from tests.sse import StreamReader
@@ -135,3 +135,42 @@ def test_identical_replays_in_flight_share_one_broker_call_even_if_the_first_cal
     answers = [reader.get(timeout=2) for reader in readers[1:]]
     assert all([event.data for event in answer.events] == ["missed"] for answer in answers)
     assert broker.calls["replay"] == 2  # the killed call, then one for all 49
+
+
+class InterruptedReplayBroker(MemoryBroker):
+    """Runs `during` once, in the middle of a stream's catching up."""
+
+    def __init__(self, during):
+        super().__init__(history_size=100)
+        self._during = during
+
+    def replay(self, channel, after, limit):
+        during, self._during = self._during, None
+        if during is not None:
+            during(self, channel)
+            gevent.sleep(0)  # the fan-out runs while the stream is still catching up
+        return super().replay(channel, after, limit)
+
+
+def test_a_stream_evicted_while_it_caught_up_ends_and_says_so(live):
+    # Regression: evicted before its connection was handed over, it stayed open and got nothing.
+    def flood(broker, channel):
+        for n in range(5):
+            broker.publish(channel, f"flood {n}")
+
+    broker = InterruptedReplayBroker(flood)
+    server = live(broker=broker, client_queue=2)
+    start = format_id(broker.head("news"))
+    broker.publish("news", "before")
+    reader = server.stream("channel=news", {"Last-Event-ID": start}).read_to_end()
+    assert " too slow to keep up; resume from your last id" in reader.parser.comments
+
+
+def test_a_stream_ended_while_it_caught_up_ends(live):
+    # Regression: ended (history lost) before its connection was handed over, it lived on.
+    broker = InterruptedReplayBroker(lambda broker, channel: server.app.hub.end_streams(channel))
+    server = live(broker=broker)
+    start = format_id(broker.head("news"))
+    broker.publish("news", "before")
+    reader = server.stream("channel=news", {"Last-Event-ID": start}).read_to_end()
+    assert [m.data for m in reader.messages] == ["before"]
