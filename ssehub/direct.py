@@ -58,6 +58,7 @@ class DetachedStream:
         "_subscription",
         "_end",
         "_timeout",
+        "_hangup",
         "idle",
     )
 
@@ -80,6 +81,10 @@ class DetachedStream:
         self._subscription = subscription
         self._end: Callable[[], None] | None = end
         self._timeout = write_timeout
+        # Readable means the client hung up (or sent bytes nobody asked for):
+        # end the stream then, not at the next heartbeat, so a crowd that
+        # leaves gives its descriptors and limits back at once (as Nchan does).
+        self._hangup = gevent.get_hub().loop.io(self._socket.fileno(), 1)
         # True while no greenlet is draining: the fan-out may send itself.
         self.idle = True
 
@@ -88,6 +93,7 @@ class DetachedStream:
         A stream evicted or ended while it caught up ends here, as it would have."""
         subscription = self._subscription
         subscription.stream = self
+        self._hangup.start(self._readable)
         if subscription.evicted or subscription.closed:
             self.finish(TOO_SLOW if subscription.evicted else b"")
         elif subscription.queue:
@@ -110,6 +116,7 @@ class DetachedStream:
         end, self._end = self._end, None
         if end is None:
             return
+        self._hangup.stop()
         self._subscription.stream = None
         try:
             self._socket.send(self._framed(last_words) + (_LAST_CHUNK if self._chunked else b""))
@@ -119,6 +126,16 @@ class DetachedStream:
         # reader of the request, which only the garbage collector frees.
         self._socket.close()
         end()
+
+    def _readable(self) -> None:
+        try:
+            if self._socket.recv(4096):
+                return  # bytes from a client that should only read: ignored
+        except BlockingIOError:
+            return
+        except OSError:
+            pass
+        self.finish()
 
     def _write(self, data: bytes) -> None:
         try:

@@ -174,3 +174,15 @@ def test_a_stream_ended_while_it_caught_up_ends(live):
     broker.publish("news", "before")
     reader = server.stream("channel=news", {"Last-Event-ID": start}).read_to_end()
     assert [m.data for m in reader.messages] == ["before"]
+
+
+def test_a_client_that_hangs_up_is_let_go_at_once_not_at_the_next_heartbeat(live):
+    server = live(heartbeat_seconds=60, max_streams_per_client=0)
+    readers = [server.stream("channel=news") for _ in range(20)]
+    for reader in readers:
+        reader.read_until(lambda r: r.parser.last_event_id)
+    assert server.app.hub.subscriber_count == 20
+    for n, reader in enumerate(readers):
+        reader.close(abrupt=n % 2 == 0)  # half with a reset, half with a FIN
+    wait_for(lambda: server.app.hub.subscriber_count == 0, timeout=5, message="the streams released")
+    assert server.app.limits.open == 0 and server.app.hub.channel_count == 0
