@@ -1,6 +1,6 @@
 # make run  - serve on http://localhost:5000 with the embedded broker
 # make test - install what the tests need, check lint and types, run the whole suite
-# make bench - the fan-out benchmark in bench/
+# make bench - ssehub side by side with its peers (bench/README.md; about 25 minutes)
 
 PYTHON ?= python3
 VENV := .venv
@@ -26,17 +26,18 @@ lint: $(VENV)/.dev
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 
-bench: $(VENV)/.dev
-	$(PY) bench/fanout.py
+bench:
+	python3 bench/compare.py
 
 # What the tests need from the system: redis-server (they start their own),
 # Chromium and its driver (browser tests), Node.js (the ES3 syntax check),
-# nginx (a real proxy in front of the hub).
+# nginx (a real proxy in front of the hub), gcc (the benchmark's load generator,
+# whose counting is tested).
 # Installed where missing (as root, from Debian's packages); without them the
 # tests fail, never skip.
 # command:Debian package
 SYSTEM_NEEDS := redis-server:redis-server chromium:chromium chromedriver:chromium-driver node:nodejs npm:npm \
-	nginx:nginx-light
+	nginx:nginx-light gcc:gcc
 
 system-packages:
 	@missing=""; for need in $(SYSTEM_NEEDS); do \
