@@ -157,7 +157,7 @@ class SSEHubApp:
             text = metrics.render(values)
         else:
             self.worker_metrics.write(values)
-            text = metrics.render_workers(self.worker_metrics.rows())
+            text = metrics.render_workers(self.worker_metrics.rows(), self.worker_metrics.retired())
         return Response(text, mimetype="text/plain", content_type="text/plain; version=0.0.4; charset=utf-8")
 
     def dispatch_request(self, request: Request) -> Response:

@@ -26,9 +26,13 @@ def render(values: dict[str, int]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def render_workers(rows: list[dict[str, int]]) -> str:
-    """The whole of several workers' figures, then each worker's subscribers."""
-    totals = {name: sum(row[name] for row in rows) for name in METRICS}
+COUNTERS = tuple(name for name, (kind, _) in METRICS.items() if kind == "counter")
+
+
+def render_workers(rows: list[dict[str, int]], retired: dict[str, int]) -> str:
+    """The whole of several workers' figures (counters including those of
+    workers that died), then each worker's subscribers."""
+    totals = {name: sum(row[name] for row in rows) + (retired[name] if name in COUNTERS else 0) for name in METRICS}
     totals["broker_up"] = min(row["broker_up"] for row in rows)
     lines = [
         render(totals).rstrip("\n"),

@@ -22,7 +22,7 @@ import gevent.os
 
 from .app import create_app
 from .config import Config, ConfigError
-from .metrics import METRICS
+from .metrics import COUNTERS, METRICS
 from .server import listening_socket, serve
 from .worker_metrics import WorkerMetrics
 
@@ -56,7 +56,7 @@ def serve_workers(config: Config) -> int:
 class _Supervisor:
     def __init__(self, config: Config):
         self._config = config
-        self._metrics = WorkerMetrics(tuple(METRICS), config.web_concurrency)
+        self._metrics = WorkerMetrics(tuple(METRICS), COUNTERS, config.web_concurrency)
         self._workers: dict[int, int] = {}  # pid: index
         self._stopping = False
         self._pid = os.getpid()
@@ -81,6 +81,7 @@ class _Supervisor:
                 status = code
             else:
                 logger.warning("worker %d (pid %d) exited with %d; starting another", index + 1, pid, code)
+                self._metrics.retire(index)
                 time.sleep(REPLACE_DELAY_SECONDS)
                 if not self._stopping:
                     self._start(index)

@@ -86,12 +86,21 @@ def _worker_pids(hub):
         return [int(pid) for pid in children.read().split()]
 
 
-def test_a_worker_that_dies_is_replaced(workers):
+def _published_total(port):
+    _, text = _get(port, "/metrics")
+    return int(re.search(r"^ssehub_published_total (\d+)$", text, re.M).group(1))
+
+
+def test_a_worker_that_dies_is_replaced_and_its_counts_are_kept(workers):
+    for n in range(10):
+        _publish(workers.port, f"before {n}")  # a new connection each: both workers publish some
+    wait_for(lambda: _published_total(workers.port) == 10, message="both workers' counts in /metrics")
     first, second = _worker_pids(workers)
     os.kill(first, signal.SIGKILL)
     wait_for(lambda: workers.output().count("listening on") == 3, message="a replacement worker")
     assert "exited with -9; starting another" in workers.output()
     assert second in _worker_pids(workers) and first not in _worker_pids(workers)
+    assert _published_total(workers.port) == 10  # a counter never goes back
     readers = [StreamReader("127.0.0.1", workers.port, "/events?channel=shared") for _ in range(8)]
     for reader in readers:
         reader.read_until(lambda r: r.parser.last_event_id)
