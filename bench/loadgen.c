@@ -306,16 +306,22 @@ static uint64_t seconds_to_ns(double seconds)
     return (uint64_t)(seconds * 1e9);
 }
 
+/* One line on stderr, then exit: what die() and usage_error() share. */
+static void vfail(int status, const char *ending, const char *fmt, va_list args) __attribute__((noreturn));
+static void vfail(int status, const char *ending, const char *fmt, va_list args)
+{
+    fputs("loadgen: ", stderr);
+    vfprintf(stderr, fmt, args);
+    fputs(ending, stderr);
+    exit(status);
+}
+
 static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
 static void die(const char *fmt, ...)
 {
     va_list args;
     va_start(args, fmt);
-    fputs("loadgen: ", stderr);
-    vfprintf(stderr, fmt, args);
-    fputc('\n', stderr);
-    va_end(args);
-    exit(1);
+    vfail(1, "\n", fmt, args);
 }
 
 static void usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
@@ -323,11 +329,7 @@ static void usage_error(const char *fmt, ...)
 {
     va_list args;
     va_start(args, fmt);
-    fputs("loadgen: ", stderr);
-    vfprintf(stderr, fmt, args);
-    fputs(" (see --help)\n", stderr);
-    va_end(args);
-    exit(2);
+    vfail(2, " (see --help)\n", fmt, args);
 }
 
 static void *xrealloc(void *old, size_t size)

@@ -22,6 +22,7 @@ import gevent.socket
 
 from . import wire
 from .cursor import EventId
+from .event import unsent_frames
 from .limits import Lease
 from .subscription import Subscription
 
@@ -161,7 +162,7 @@ class DetachedStream:
                 if subscription.closed or subscription.evicted:
                     self.finish(TOO_SLOW if subscription.evicted else b"")
                     return
-                pending = self._framed(self._frames(subscription.take()))
+                pending = self._framed(b"".join(unsent_frames(subscription.take(), self._positions, self._wrap)))
                 if not pending:
                     self.idle = True
                     return
@@ -181,14 +182,6 @@ class DetachedStream:
                 view = view[self._socket.send(view) :]
             except BlockingIOError:
                 gevent.socket.wait_write(self._socket.fileno(), timeout=self._timeout, timeout_exc=TimeoutError())
-
-    def _frames(self, events) -> bytes:
-        frames = []
-        for event in events:
-            if event.id > self._positions[self._channel]:
-                self._positions[self._channel] = event.id
-                frames.append((event.wrapped() if self._wrap else event).frame)
-        return b"".join(frames)
 
     def _framed(self, data: bytes) -> bytes:
         return wire.chunk(data) if self._chunked and data else data

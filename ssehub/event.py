@@ -6,9 +6,10 @@ Brokers create these; the hub fans the same bytes out to every subscriber.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Iterator
 
 from . import wire
-from .cursor import EventId, format_id
+from .cursor import EventId, format_cursor, format_id
 
 
 class Event:
@@ -57,3 +58,16 @@ class Event:
 
     def __repr__(self) -> str:
         return f"Event({self.channel!r}, {format_id(self.id)!r}, type={self.type!r})"
+
+
+def unsent_frames(events: Iterable[Event], positions: dict[str, EventId], wrap: bool = False) -> Iterator[bytes]:
+    """Frames for events not yet sent on a stream, advancing its `positions`
+    (one channel: the bare id is the cursor; several: each frame gets the cursor)."""
+    single = len(positions) == 1
+    for event in events:
+        if event.id <= positions[event.channel]:
+            continue
+        positions[event.channel] = event.id
+        if wrap:
+            event = event.wrapped()
+        yield event.frame if single else event.frame_with_cursor(format_cursor(positions, event.channel))

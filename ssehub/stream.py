@@ -21,7 +21,7 @@ from . import direct, wire
 from .brokers import REPLAY_PAGE_BYTES, Broker, BrokerUnavailable
 from .brokers.history import PAGE, by_id, pages_from
 from .cursor import EventId, format_cursor, parse_cursor
-from .event import Event
+from .event import Event, unsent_frames
 from .hub import Hub, Subscription
 
 logger = logging.getLogger(__name__)
@@ -113,7 +113,7 @@ def _follow(subscription: Subscription, resumed: _Resumed, options: StreamOption
             return
         if subscription.closed:
             return
-        chunk = b"".join(_frames(events, resumed.positions, options.wrap))
+        chunk = b"".join(unsent_frames(events, resumed.positions, options.wrap))
         if chunk:
             yield chunk
         elif subscription.take_heartbeat():
@@ -129,7 +129,7 @@ def _follow_long_poll(subscription: Subscription, resumed: _Resumed, options: St
         events = subscription.wait(timeout=remaining)
         if subscription.evicted or subscription.closed:
             return
-        chunk = b"".join(_frames(events, resumed.positions, options.wrap))
+        chunk = b"".join(unsent_frames(events, resumed.positions, options.wrap))
         if chunk:
             yield chunk
             return
@@ -165,7 +165,7 @@ def _resume(
     if options.long_poll:
         missed = itertools.islice(missed, PAGE)
     for events in _batches(missed):
-        yield b"".join(_frames(events, resumed.positions, options.wrap))
+        yield b"".join(unsent_frames(events, resumed.positions, options.wrap))
         resumed.sent += len(events)
     return resumed
 
@@ -185,7 +185,7 @@ def _start_fresh(
                 resumed.positions[events[0].channel] = _before(events[0].id)
     events = list(by_id(recent)) if recent else []
     if events:
-        yield b"".join(_frames(events, resumed.positions, options.wrap))
+        yield b"".join(unsent_frames(events, resumed.positions, options.wrap))
         resumed.sent = len(events)
         return resumed
     cursor = format_cursor(resumed.positions, channels[0])
@@ -212,15 +212,3 @@ def _batches(events: Iterable[Event], max_bytes: int = REPLAY_PAGE_BYTES) -> Ite
             batch, size = [], 0
     if batch:
         yield batch
-
-
-def _frames(events: list[Event], positions: dict[str, EventId], wrap: bool = False) -> Iterator[bytes]:
-    """Frames for events not yet sent on this stream, advancing `positions`."""
-    single = len(positions) == 1
-    for event in events:
-        if event.id <= positions[event.channel]:
-            continue
-        positions[event.channel] = event.id
-        if wrap:
-            event = event.wrapped()
-        yield event.frame if single else event.frame_with_cursor(format_cursor(positions, event.channel))

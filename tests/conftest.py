@@ -62,7 +62,38 @@ def testapp(make_app):
     return webtest.TestApp(make_app(), extra_environ={"REMOTE_ADDR": "127.0.0.1"})
 
 
-class LiveServer:
+class HubClient:
+    """Requests to a hub listening on 127.0.0.1:`port`, each on a connection of its own."""
+
+    port: int
+
+    def request_raw(
+        self, method: str, path: str, body: object = None, headers: dict[str, str] | None = None, timeout: float = 5
+    ) -> tuple[int, bytes]:
+        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        payload = json.dumps(body) if body is not None and not isinstance(body, (str, bytes)) else body
+        all_headers = {"Content-Type": "application/json", **(headers or {})}
+        connection.request(method, path, body=payload, headers=all_headers)
+        response = connection.getresponse()
+        content = response.read()
+        connection.close()
+        return response.status, content
+
+    def request(
+        self, method: str, path: str, body: object = None, headers: dict[str, str] | None = None, timeout: float = 5
+    ):
+        """The status and the JSON answer (None when empty)."""
+        status, content = self.request_raw(method, path, body, headers, timeout)
+        return status, json.loads(content) if content else None
+
+    def publish(self, channel: str, data: object, event: str | None = None) -> str:
+        body = {"channel": channel, "data": data, **({"event": event} if event is not None else {})}
+        status, reply = self.request("POST", "/publish", body)
+        assert status == 201, reply
+        return reply["id"]
+
+
+class LiveServer(HubClient):
     """The app served by pywsgi on 127.0.0.1 and a free port, as in production."""
 
     def __init__(self, app, wrapper=None):
@@ -79,24 +110,6 @@ class LiveServer:
         reader = StreamReader("127.0.0.1", self.port, f"{path}?{query}", headers)
         self.readers.append(reader)
         return reader
-
-    def request(
-        self, method: str, path: str, body: object = None, headers: dict[str, str] | None = None, timeout: float = 5
-    ):
-        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
-        payload = json.dumps(body) if body is not None and not isinstance(body, (str, bytes)) else body
-        all_headers = {"Content-Type": "application/json", **(headers or {})}
-        connection.request(method, path, body=payload, headers=all_headers)
-        response = connection.getresponse()
-        content = response.read()
-        connection.close()
-        return response.status, json.loads(content) if content else None
-
-    def publish(self, channel: str, data: object, event: str | None = None) -> str:
-        body = {"channel": channel, "data": data, **({"event": event} if event is not None else {})}
-        status, reply = self.request("POST", "/publish", body)
-        assert status == 201, reply
-        return reply["id"]
 
     def stop(self) -> None:
         for reader in self.readers:

@@ -5,13 +5,13 @@ import signal
 import subprocess
 import sys
 
-from tests.conftest import wait_for
+from tests.conftest import HubClient, wait_for
 from tests.redis_server import free_port
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-class Service:
+class Service(HubClient):
     def __init__(self, env=None, preexec_fn=None, port=None):
         self.port = port or free_port()
         self.log_path = os.path.join(ROOT, ".pytest_cache", f"service-{self.port}.log")

@@ -1,7 +1,5 @@
 """`python service.py` as a process: start, settings, signals."""
 
-import http.client
-import json
 import os
 import resource
 import signal
@@ -143,14 +141,8 @@ def test_requests_are_not_logged_one_line_each_unless_asked(service):
     running = service()
     running.wait_listening()
     for _ in range(3):
-        connection = http.client.HTTPConnection("127.0.0.1", running.port, timeout=5)
-        connection.request("GET", "/healthz")
-        assert connection.getresponse().status == 200
-        connection.close()
-    connection = http.client.HTTPConnection("127.0.0.1", running.port, timeout=5)
-    connection.request("POST", "/publish", "{", {"Content-Type": "application/json"})
-    assert connection.getresponse().status == 400
-    connection.close()
+        assert running.request("GET", "/healthz")[0] == 200
+    assert running.request("POST", "/publish", "{")[0] == 400
     # Refusals are still told (one line each); successes are not.
     wait_for(lambda: "POST /publish from 127.0.0.1" in running.output(), message="the refusal logged")
     assert "GET /healthz" not in running.output()
@@ -163,17 +155,7 @@ def test_two_hub_processes_share_a_redis(service, redis_server):
     hub_b.wait_listening()
     reader = StreamReader("127.0.0.1", hub_a.port, "/events?channel=between")
     reader.read_until(lambda r: r.parser.last_event_id)
-    ids = []
-    for n in range(10):
-        connection = http.client.HTTPConnection("127.0.0.1", hub_b.port, timeout=5)
-        connection.request(
-            "POST",
-            "/publish",
-            json.dumps({"channel": "between", "data": f"via b {n}"}),
-            {"Content-Type": "application/json"},
-        )
-        ids.append(json.loads(connection.getresponse().read())["id"])
-        connection.close()
+    ids = [hub_b.publish("between", f"via b {n}") for n in range(10)]
     assert [(m.data, m.last_event_id) for m in reader.take(10)] == [(f"via b {n}", ids[n]) for n in range(10)]
     reader.close()
     moved = StreamReader("127.0.0.1", hub_b.port, "/events?channel=between", {"Last-Event-ID": ids[4]})

@@ -1,7 +1,5 @@
 """WEB_CONCURRENCY: worker processes sharing one port through Redis (issue 12, item 6)."""
 
-import http.client
-import json
 import os
 import re
 import signal
@@ -31,30 +29,9 @@ def workers(clean_redis):
     hub.stop()
 
 
-def _get(port, path):
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-    connection.request("GET", path)
-    response = connection.getresponse()
-    body = response.read().decode()
-    connection.close()
-    return response.status, body
-
-
-def _publish(port, data):
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-    connection.request(
-        "POST", "/publish", json.dumps({"channel": "shared", "data": data}), {"Content-Type": "application/json"}
-    )
-    response = connection.getresponse()
-    reply = json.loads(response.read())
-    connection.close()
-    assert response.status == 201, reply
-    return reply["id"]
-
-
-def _worker_subscribers(port):
-    _, text = _get(port, "/metrics")
-    return [int(count) for count in re.findall(r'^ssehub_worker_subscribers\{worker="\d+"\} (\d+)$', text, re.M)]
+def _worker_subscribers(hub):
+    _, text = hub.request_raw("GET", "/metrics")
+    return [int(count) for count in re.findall(rb'^ssehub_worker_subscribers\{worker="\d+"\} (\d+)$', text, re.M)]
 
 
 def test_two_workers_share_the_port_serve_streams_and_see_each_others_events(workers):
@@ -63,16 +40,16 @@ def test_two_workers_share_the_port_serve_streams_and_see_each_others_events(wor
         reader.read_until(lambda r: r.parser.last_event_id)
     # The kernel spreads connections over both workers; /metrics, from either, counts both.
     counts = wait_for(
-        lambda: (counts := _worker_subscribers(workers.port)) and sum(counts) == STREAMS and counts,
+        lambda: (counts := _worker_subscribers(workers)) and sum(counts) == STREAMS and counts,
         message="both workers' rows in /metrics",
     )
     assert len(counts) == 2 and min(counts) > 0, counts
     # Each publish is a new connection, so they land on both workers too.
-    ids = [_publish(workers.port, f"event {n}") for n in range(10)]
+    ids = [workers.publish("shared", f"event {n}") for n in range(10)]
     for reader in readers:
         assert [(m.data, m.last_event_id) for m in reader.take(10)] == [(f"event {n}", ids[n]) for n in range(10)]
-    _, text = _get(workers.port, "/metrics")
-    assert re.search(r"^ssehub_workers 2$", text, re.M) and re.search(r"^ssehub_broker_up 1$", text, re.M)
+    _, text = workers.request_raw("GET", "/metrics")
+    assert re.search(rb"^ssehub_workers 2$", text, re.M) and re.search(rb"^ssehub_broker_up 1$", text, re.M)
 
     workers.process.send_signal(signal.SIGTERM)
     for reader in readers:
@@ -86,25 +63,25 @@ def _worker_pids(hub):
         return [int(pid) for pid in children.read().split()]
 
 
-def _published_total(port):
-    _, text = _get(port, "/metrics")
-    return int(re.search(r"^ssehub_published_total (\d+)$", text, re.M).group(1))
+def _published_total(hub):
+    _, text = hub.request_raw("GET", "/metrics")
+    return int(re.search(rb"^ssehub_published_total (\d+)$", text, re.M).group(1))
 
 
 def test_a_worker_that_dies_is_replaced_and_its_counts_are_kept(workers):
     for n in range(10):
-        _publish(workers.port, f"before {n}")  # a new connection each: both workers publish some
-    wait_for(lambda: _published_total(workers.port) == 10, message="both workers' counts in /metrics")
+        workers.publish("shared", f"before {n}")  # a new connection each: both workers publish some
+    wait_for(lambda: _published_total(workers) == 10, message="both workers' counts in /metrics")
     first, second = _worker_pids(workers)
     os.kill(first, signal.SIGKILL)
     wait_for(lambda: workers.output().count("listening on") == 3, message="a replacement worker")
     assert "exited with -9; starting another" in workers.output()
     assert second in _worker_pids(workers) and first not in _worker_pids(workers)
-    assert _published_total(workers.port) == 10  # a counter never goes back
+    assert _published_total(workers) == 10  # a counter never goes back
     readers = [StreamReader("127.0.0.1", workers.port, "/events?channel=shared") for _ in range(8)]
     for reader in readers:
         reader.read_until(lambda r: r.parser.last_event_id)
-    published = _publish(workers.port, "after the replacement")
+    published = workers.publish("shared", "after the replacement")
     for reader in readers:
         assert [(m.data, m.last_event_id) for m in reader.take(1)] == [("after the replacement", published)]
         reader.close()

@@ -62,6 +62,20 @@ def cpu_per_delivery(result: dict) -> float | None:
     return step["hub_cpu_seconds"] / step["delivered"] * 1e6
 
 
+def restart_rows(signal_name: str, workload: str) -> tuple[Row, Row]:
+    """The two rows of one restart workload: time to all live again, and loss."""
+    return (
+        Row(
+            f"Restart {signal_name}, {{subscribers:,}} subs: s from new hub up to all live",
+            workload,
+            field("seconds_to_all_live"),
+            digits=2,
+            ratio=False,
+        ),
+        Row(f"Restart {signal_name}: lost", workload, field("lost"), ratio=False),
+    )
+
+
 ROWS = (
     Row("W1 fan-out, 1 channel × {subscribers:,} subs, p99 ≤ 100 ms: best msg/s", "w1", best("target_rate")),
     Row("W1 deliveries/s at best", "w1", best("deliveries_per_s")),
@@ -84,22 +98,8 @@ ROWS = (
         ratio=False,
     ),
     Row("Connect storm: lost by {subscribers:,} steady subs", "storm", field("lost"), ratio=False),
-    Row(
-        "Restart SIGTERM, {subscribers:,} subs: s from new hub up to all live",
-        "restart-term",
-        field("seconds_to_all_live"),
-        digits=2,
-        ratio=False,
-    ),
-    Row("Restart SIGTERM: lost", "restart-term", field("lost"), ratio=False),
-    Row(
-        "Restart SIGKILL, {subscribers:,} subs: s from new hub up to all live",
-        "restart-kill",
-        field("seconds_to_all_live"),
-        digits=2,
-        ratio=False,
-    ),
-    Row("Restart SIGKILL: lost", "restart-kill", field("lost"), ratio=False),
+    *restart_rows("SIGTERM", "restart-term"),
+    *restart_rows("SIGKILL", "restart-kill"),
 )
 
 
