@@ -6,6 +6,7 @@ codes; every error is JSON `{"error": ...}` with a 4xx, never a 500.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 from collections.abc import Generator, Iterable, Iterator
@@ -16,6 +17,7 @@ from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
 from . import cors, direct, metrics
+from .access import Access, TokenExpired
 from .brokers import Broker, BrokerUnavailable, create_broker
 from .channels import MAX_CHANNELS_PER_STREAM, check_channel
 from .chat_routes import ChatRoutes
@@ -28,7 +30,7 @@ from .proxies import TrustedProxies
 from .publish import read_messages
 from .publish_auth import authorize
 from .responses import broker_unavailable, error_response, json_response
-from .stream import MAX_HISTORY, StreamOptions, event_stream, turned_away
+from .stream import MAX_HISTORY, StreamOptions, event_stream, token_expired, turned_away
 from .worker_metrics import WorkerMetrics
 
 logger = logging.getLogger(__name__)
@@ -64,11 +66,12 @@ class SSEHubApp:
         self.broker = broker
         self.hub = Hub(broker, config.client_queue, config.heartbeat_seconds)
         self.limits = StreamLimits(config.max_streams_per_client, config.max_streams)
+        self.access = Access(config)
         self.published = 0
         # Set when this process is one of several workers (workers.py).
         self.worker_metrics: WorkerMetrics | None = None
         self._behind_proxies = TrustedProxies(self.wsgi_app, config.trusted_proxies)
-        parts = (self, ChatRoutes(config, self.publish), Pages())
+        parts = (self, ChatRoutes(config, self.access, self.publish), Pages())
         # A Map binds its rules, so each app gets copies of the shared ones.
         self.url_map = Map([rule.empty() for rule in (*CORE_RULES, *ChatRoutes.rules, *Pages.rules)])
         self._handlers = {
@@ -85,15 +88,31 @@ class SSEHubApp:
         if not cors.origin_allowed(request, self.config.allowed_origins):
             raise Forbidden("this origin is not in ALLOWED_ORIGINS")
         if request.method == "OPTIONS":
-            return cors.preflight(request, "GET", "Last-Event-ID, Cache-Control, Accept")
-        channels = _requested_channels(request)
+            return cors.preflight(request, "GET", "Last-Event-ID, Cache-Control, Accept, Authorization")
+        options = _stream_options(request, self.config)
+        headers = {**STREAM_HEADERS, **cors.cors_headers(request)}
+        if options.long_poll:
+            # Old IE caches XHR GETs; IE 8-9's XDomainRequest needs CORS even same-origin.
+            headers["Cache-Control"] = "no-store, no-cache"
+            headers.setdefault("Access-Control-Allow-Origin", "*")
+        try:
+            channels = _requested_channels(request)
+            expires_at = self.access.check(request, channels)
+        except TokenExpired:
+            return _stream_response(token_expired(), headers)
+        except HTTPException as error:
+            # Readable cross-origin, so the page can tell a refusal from a network error.
+            logger.info("GET /events from %s refused: %s", request.remote_addr, error.description)
+            response = error_response(error)
+            response.headers.update({name: value for name, value in headers.items() if name.startswith("Access-")})
+            return response
+        options = dataclasses.replace(options, expires_at=expires_at)
         last_event_id = (
             request.headers.get("Last-Event-ID")
             or request.args.get("lastEventId")
             or request.args.get("evs_last_event_id")
             or None
         )
-        options = _stream_options(request, self.config)
         client = request.remote_addr or "unknown"
         refused = self.limits.admit(client)
         if refused is None:
@@ -104,16 +123,16 @@ class SSEHubApp:
         else:
             logger.info("GET /events from %s turned away: %s", client, refused)
             body = turned_away(refused)
-        headers = {**STREAM_HEADERS, **cors.cors_headers(request)}
-        if options.long_poll:
-            # Old IE caches XHR GETs; IE 8-9's XDomainRequest needs CORS even same-origin.
-            headers["Cache-Control"] = "no-store, no-cache"
-            headers.setdefault("Access-Control-Allow-Origin", "*")
-        return Response(body, mimetype="text/event-stream", headers=headers, direct_passthrough=True)
+        return _stream_response(body, headers)
 
     def on_publish(self, request: Request) -> Response:
-        authorize(request, self.config.publish_token)
+        allowed = authorize(request, self.config.publish_token, self.access)
         messages, is_batch = read_messages(request, self.config.max_event_bytes)
+        denied = allowed.first_not_covered(tuple(message.channel for message in messages))
+        if denied is not None:
+            raise Forbidden(
+                f"this token may not publish to {denied!r}: its ssehub.publish must cover it (nothing was published)"
+            )
         published: list[dict[str, str]] = []
         for message in messages:
             try:
@@ -218,6 +237,10 @@ class _Released:
         finally:
             if not self._lease.handed_over:
                 self._lease.release()
+
+
+def _stream_response(body: Iterable[bytes], headers: dict[str, str]) -> Response:
+    return Response(body, mimetype="text/event-stream", headers=headers, direct_passthrough=True)
 
 
 def create_app(config: Config, broker: Broker | None = None) -> SSEHubApp:

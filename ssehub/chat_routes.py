@@ -1,8 +1,10 @@
 """The chat demo's and the widget's posting endpoints: who posts, what, and where.
 
-The demo's author comes from the hub-signed cookie; a widget's comes with its
-post and is published as not verified (chat.py has the rules). Both publish
-through the app's one publish path. The demo page reads its channel and limits
+With a token (issue 11), the author is the token's name (or sub), published as
+verified, and the token must let its holder read the channel. Without one,
+only public chat channels take posts: the demo's author comes from the
+hub-signed cookie, a widget's with its post, published as not verified
+(chat.py has the rules). Both publish through the app's one publish path. The demo page reads its channel and limits
 from /chat/settings, so they are written only here and in chat.py.
 """
 
@@ -16,6 +18,7 @@ from werkzeug.routing import Rule
 from werkzeug.wrappers import Request, Response
 
 from . import chat, cors
+from .access import Access, presented_token, unauthorized
 from .brokers import BrokerUnavailable
 from .config import Config
 from .cursor import EventId, format_id
@@ -31,8 +34,9 @@ class ChatRoutes:
         Rule("/widget/messages", endpoint="widget_message", methods=["POST", "OPTIONS"]),
     ]
 
-    def __init__(self, config: Config, publish: Callable[[str, str, str], EventId]):
+    def __init__(self, config: Config, access: Access, publish: Callable[[str, str, str], EventId]):
         self._config = config
+        self._access = access
         self._publish = publish
         self._secret_key = (config.secret_key or secrets.token_hex(32)).encode()
         self._limiter = RateLimiter(chat.RATE_PER_SECOND, chat.RATE_BURST)
@@ -69,19 +73,21 @@ class ChatRoutes:
 
     def on_chat_message(self, request: Request) -> Response:
         _check_same_origin(request)
-        author = chat.name_from_cookie(request, self._secret_key)
-        if author is None:
-            raise Unauthorized("pick a name before posting")
         posted = chat.fields(request)
         default_channel = self._config.chat_channels[0] if self._config.chat_channels else None
-        return self._post_chat(
-            request, author, posted.get("channel", default_channel), posted.get("text"), verified=True
-        )
+        channel = self._chat_channel(posted.get("channel", default_channel))
+        author = self._token_author(channel, presented_token(request))
+        if author is None:
+            author = chat.name_from_cookie(request, self._secret_key)
+        if author is None:
+            raise Unauthorized("pick a name before posting")
+        return self._post_chat(request, author, channel, posted.get("text"), verified=True)
 
     def on_widget_message(self, request: Request) -> Response:
         """Chat from widgets on other sites: the name comes with the post (no
         third-party cookies), checked like any name but published as not
-        verified, since anyone can send it; never the publish token."""
+        verified, since anyone can send it; or from the token the post carries
+        (widgets with data-token-url). Never the publish token."""
         origin = request.headers.get("Origin")
         if origin is None or not cors.origin_allowed(request, self._config.allowed_origins):
             raise Forbidden("this site may not post to the hub; add its origin to ALLOWED_ORIGINS")
@@ -89,17 +95,45 @@ class ChatRoutes:
             return cors.preflight(request, "POST", "Content-Type")
         try:
             posted = chat.json_fields(request)
-            author = chat.check_name(posted.get("author"))
-            response = self._post_chat(request, author, posted.get("channel"), posted.get("text"), verified=False)
+            token = posted.get("token")
+            if token is not None and not isinstance(token, str):
+                raise unauthorized("token must be a string")
+            channel = self._chat_channel(posted.get("channel"))
+            author = self._token_author(channel, token)
+            verified = author is not None
+            if author is None:
+                author = chat.check_name(posted.get("author"))
+            response = self._post_chat(request, author, channel, posted.get("text"), verified)
         except HTTPException as error:
             # The page must be able to read why it was refused.
             response = error_response(error)
         response.headers.update(cors.cors_headers(request))
         return response
 
-    def _post_chat(self, request: Request, author: str, channel: object, text: object, verified: bool) -> Response:
-        if channel not in self._config.chat_channels:
+    def _chat_channel(self, channel: object) -> str:
+        if not isinstance(channel, str) or channel not in self._config.chat_channels:
             raise Forbidden(f"chat is not open on {str(channel)[:60]!r}; CHAT_CHANNELS lists where it is")
+        return channel
+
+    def _token_author(self, channel: str, token: str | None) -> str | None:
+        """The name a poster's token gives (its ssehub.name, else its sub), or
+        None when it has no token, which only public channels allow. A token's
+        holder must be allowed to read the channel: a private room's members talk in it."""
+        if token is None:
+            if not self._access.public.covers(channel):
+                raise unauthorized(f"{channel!r} is a private channel: chat there needs a token")
+            return None
+        grant = self._access.verify(token)
+        if not (self._access.public.covers(channel) or grant.subscribe.covers(channel)):
+            raise Forbidden(f"this token does not let you read {channel!r}, so it cannot post there")
+        if grant.expired():
+            raise unauthorized("the token has expired; fetch a fresh one")
+        name = grant.name or grant.subject
+        if name is None:
+            raise Forbidden("this token has no ssehub.name or sub to post as")
+        return chat.check_name(name)
+
+    def _post_chat(self, request: Request, author: str, channel: str, text: object, verified: bool) -> Response:
         text = chat.check_text(text)
         client = request.remote_addr or "unknown"
         if not self._limiter.allow(client):

@@ -12,7 +12,8 @@ import ipaddress
 from collections.abc import Mapping
 from urllib.parse import urlsplit
 
-from .channels import check_channel
+from .channels import check_channel, check_pattern
+from .tokens import MIN_SECRET_BYTES, public_key_algorithm
 
 
 class ConfigError(ValueError):
@@ -74,6 +75,29 @@ class Config:
     # One log line per HTTP request. Default off: at thousands of publishes a
     # second the log line costs more than the publish (issue 12).
     access_log: bool = False
+    # Verifies HS256 tokens (at least 32 bytes). With it or JWT_PUBLIC_KEY set,
+    # channels outside PUBLIC_CHANNELS need a token to be read (issue 11).
+    jwt_secret: str | None = None
+    # Verifies RS256 or ES256 tokens: a PEM public key, with real newlines or \n escapes.
+    jwt_public_key: str | None = None
+    # When set, a token's aud must include it / its iss must equal it.
+    jwt_audience: str | None = None
+    jwt_issuer: str | None = None
+    # Channel patterns anyone may read. None, the default: * without a JWT
+    # key (an open hub), none with one (every channel needs a token).
+    public_channels: tuple[str, ...] | None = None
+
+    @property
+    def private_channels(self) -> bool:
+        """Whether tokens are verified at all (a JWT key is set)."""
+        return bool(self.jwt_secret or self.jwt_public_key)
+
+    @property
+    def readable_without_token(self) -> tuple[str, ...]:
+        """PUBLIC_CHANNELS, its default filled in."""
+        if self.public_channels is not None:
+            return self.public_channels
+        return () if self.private_channels else ("*",)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Config:
@@ -98,7 +122,17 @@ class Config:
             max_streams=_int(env, "MAX_STREAMS", cls.max_streams, low=1, high=10**7),
             web_concurrency=_int(env, "WEB_CONCURRENCY", cls.web_concurrency, low=1, high=256),
             access_log=_bool(env, "ACCESS_LOG", cls.access_log),
+            jwt_secret=_jwt_secret(env),
+            jwt_public_key=_jwt_public_key(env),
+            jwt_audience=env.get("JWT_AUDIENCE", "").strip() or None,
+            jwt_issuer=env.get("JWT_ISSUER", "").strip() or None,
+            public_channels=_public_channels(env),
         )
+        if config.readable_without_token != ("*",) and not config.private_channels:
+            raise ConfigError(
+                "PUBLIC_CHANNELS needs JWT_SECRET or JWT_PUBLIC_KEY: without a key no token can be "
+                "verified, so the other channels could be read by no one"
+            )
         if config.web_concurrency > 1 and not config.redis_url:
             raise ConfigError(
                 f"WEB_CONCURRENCY={config.web_concurrency} needs REDIS_URL: each worker's embedded broker would "
@@ -204,3 +238,37 @@ def _origins(env: Mapping[str, str]) -> tuple[str, ...]:
         if origin != "*" and (parts.scheme not in ("http", "https") or not parts.netloc or parts.path):
             raise ConfigError(f"ALLOWED_ORIGINS entry {origin!r} is not an origin like https://example.com (or *)")
     return origins
+
+
+def _jwt_secret(env: Mapping[str, str]) -> str | None:
+    raw = env.get("JWT_SECRET", "")
+    if raw and len(raw.encode()) < MIN_SECRET_BYTES:
+        raise ConfigError(f"JWT_SECRET is too short; use at least {MIN_SECRET_BYTES} random bytes")
+    if raw != raw.strip():
+        raise ConfigError("JWT_SECRET has leading or trailing whitespace (a newline?); remove it")
+    return raw or None
+
+
+def _jwt_public_key(env: Mapping[str, str]) -> str | None:
+    raw = env.get("JWT_PUBLIC_KEY", "").strip()
+    if not raw:
+        return None
+    # PaaS settings and .env files often hold one line: the newlines as \n.
+    pem = raw.replace("\\n", "\n") + "\n"
+    try:
+        public_key_algorithm(pem)
+    except ValueError as error:
+        raise ConfigError(f"JWT_PUBLIC_KEY {error}") from None
+    return pem
+
+
+def _public_channels(env: Mapping[str, str]) -> tuple[str, ...] | None:
+    if "PUBLIC_CHANNELS" not in env:
+        return None
+    patterns = tuple(entry.strip() for entry in env["PUBLIC_CHANNELS"].split(",") if entry.strip())
+    for pattern in patterns:
+        try:
+            check_pattern(pattern)
+        except ValueError as error:
+            raise ConfigError(f"PUBLIC_CHANNELS: {error}") from None
+    return patterns

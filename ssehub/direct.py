@@ -20,7 +20,7 @@ from collections.abc import Callable
 import gevent
 import gevent.socket
 
-from . import wire
+from . import expiry, wire
 from .cursor import EventId
 from .event import unsent_frames
 from .limits import Lease
@@ -95,8 +95,8 @@ class DetachedStream:
         subscription = self._subscription
         subscription.stream = self
         self._hangup.start(self._readable)
-        if subscription.evicted or subscription.closed:
-            self.finish(TOO_SLOW if subscription.evicted else b"")
+        if subscription.evicted or subscription.closed or subscription.expired:
+            self.end()
         elif subscription.queue:
             self._drain_from(b"")
 
@@ -127,6 +127,19 @@ class DetachedStream:
         # reader of the request, which only the garbage collector frees.
         self._socket.close()
         end()
+
+    def end(self) -> None:
+        """End the stream, saying why when the client must act on it."""
+        self.finish(self._last_words())
+
+    def _last_words(self) -> bytes:
+        """What an ending stream says: why it ends, when the client must act on it."""
+        subscription = self._subscription
+        if subscription.evicted:
+            return TOO_SLOW
+        if subscription.expired:
+            return expiry.token_expired(self._positions, self._channel)
+        return b""
 
     def _readable(self) -> None:
         try:
@@ -159,8 +172,8 @@ class DetachedStream:
         try:
             while True:
                 self._send_all(pending)
-                if subscription.closed or subscription.evicted:
-                    self.finish(TOO_SLOW if subscription.evicted else b"")
+                if subscription.closed or subscription.evicted or subscription.expired:
+                    self.end()
                     return
                 pending = self._framed(b"".join(unsent_frames(subscription.take(), self._positions, self._wrap)))
                 if not pending:

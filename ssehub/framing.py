@@ -4,8 +4,8 @@ Given both Content-Length and Transfer-Encoding, pywsgi drops Content-Length
 and keeps the connection open, so a proxy in front that framed the body by
 Content-Length would pass a second, hidden request through (request
 smuggling). RFC 9112 §6.3 lets a server refuse such a request; pywsgi then
-answers 400 and closes the connection, as the RFC asks (its own empty 400, as
-for any request it cannot parse: the app never sees it).
+answers 400 and closes the connection, as the RFC asks (server.TimedHandler's
+JSON 400, as for any request it cannot parse: the app never sees it).
 """
 
 from __future__ import annotations

@@ -106,6 +106,7 @@ class Hub:
 
     def unsubscribe(self, subscription: Subscription) -> None:
         """Release a subscription that `subscribe` returned."""
+        subscription.cancel_expiry()
         self._subscriptions.discard(subscription)
         self._leave(subscription)
 

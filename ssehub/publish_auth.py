@@ -1,4 +1,5 @@
-"""Who may publish: the bearer PUBLISH_TOKEN, or without one, local requests only.
+"""Who may publish: the bearer PUBLISH_TOKEN, or without one, local requests
+only; or a signed token (JWT) to the channels it names.
 
 "Local" is deliberately narrow (issue 9): behind nginx or a PaaS router every
 client arrives from 127.0.0.1, and any web page a developer opens can post
@@ -16,11 +17,24 @@ from werkzeug.exceptions import Forbidden, Unauthorized
 from werkzeug.wrappers import Request
 
 from . import cors
+from .access import Access, unauthorized
+from .channels import ChannelPatterns
 from .proxies import is_forwarded
 
+EVERY_CHANNEL = ChannelPatterns(("*",))
 
-def authorize(request: Request, token: str | None) -> None:
-    """Bearer token, compared in constant time; without one, local requests only."""
+
+def authorize(request: Request, token: str | None, access: Access) -> ChannelPatterns:
+    """The channels this request may publish to (issue 11, item 6): every one
+    with the bearer PUBLISH_TOKEN (compared in constant time) or, when none is
+    set, from this machine; a JWT's ssehub.publish patterns, from anywhere."""
+    bearer = _bearer(request)
+    matches_token = bearer is not None and token is not None and hmac.compare_digest(bearer.encode(), token.encode())
+    if bearer is not None and not matches_token and access.verifier is not None and bearer.count(".") == 2:
+        grant = access.verify(bearer)
+        if grant.expired():
+            raise unauthorized("the token has expired; publish with a fresh one")
+        return grant.publish
     if token is None:
         reason = not_local_reason(request)
         if reason is not None:
@@ -28,13 +42,18 @@ def authorize(request: Request, token: str | None) -> None:
                 f"without PUBLISH_TOKEN only requests made directly on the hub's machine may publish, "
                 f"and {reason}; set PUBLISH_TOKEN and send Authorization: Bearer <token>"
             )
-        return
-    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), token.encode()):
+        return EVERY_CHANNEL
+    if not matches_token:
         raise Unauthorized(
             "send the publish token as Authorization: Bearer <PUBLISH_TOKEN>",
             www_authenticate=WWWAuthenticate("bearer", {"realm": "ssehub publish"}),
         )
+    return EVERY_CHANNEL
+
+
+def _bearer(request: Request) -> str | None:
+    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+    return given.strip() if scheme.lower() == "bearer" and given.strip() else None
 
 
 def not_local_reason(request: Request) -> str | None:

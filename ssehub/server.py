@@ -7,6 +7,7 @@ elsewhere, waits a few seconds for them to finish, and returns exit status 0.
 from __future__ import annotations
 
 import errno
+import json
 import logging
 import resource
 import signal
@@ -21,10 +22,26 @@ from . import direct
 from .app import SSEHubApp
 from .config import Config, ConfigError
 from .framing import StrictFramingHandler
+from .log_redaction import redact_handlers
 
 logger = logging.getLogger(__name__)
 
-REQUEST_TIMEOUT_RESPONSE = b"HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
+
+def _refusal(status: str, message: str) -> bytes:
+    """A whole response refusing a request before the app sees it, with the usual JSON error."""
+    body = json.dumps({"error": message}).encode()
+    head = f"HTTP/1.1 {status}\r\nConnection: close\r\nContent-Type: application/json\r\n"
+    return head.encode() + b"Content-Length: %d\r\n\r\n%b" % (len(body), body)
+
+
+REQUEST_TIMEOUT_RESPONSE = _refusal("408 Request Timeout", "the request head took too long to arrive")
+URL_TOO_LONG_RESPONSE = _refusal(
+    "414 URI Too Long",
+    "the URL is over 8 KB; send a long token as Authorization: Bearer or the ssehub_token cookie, not ?token=",
+)
+BAD_REQUEST_RESPONSE = _refusal(
+    "400 Bad Request", "the request line or headers could not be read (malformed, or a header over 64 KB)"
+)
 
 SHUTDOWN_GRACE_SECONDS = 5
 # Connections waiting to be accepted; the kernel caps it at net.core.somaxconn.
@@ -39,6 +56,7 @@ TARGET_SUBSCRIBERS = 10_000
 
 def configure_logging(level: int = logging.INFO) -> None:
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    redact_handlers(logging.getLogger())
 
 
 def raise_open_file_limit() -> int:
@@ -86,9 +104,12 @@ class TimedHandler(StrictFramingHandler):
     def handle_one_request(self):
         self._head_deadline = gevent.Timeout.start_new(self.head_timeout, TimeoutError("request head too slow"))
         try:
-            return super().handle_one_request()
+            result = super().handle_one_request()
         finally:
             self._head_deadline.cancel()
+        if isinstance(result, tuple) and result[0] == "414":
+            return ("414", URL_TOO_LONG_RESPONSE)
+        return result
 
     def get_environ(self):
         environ = super().get_environ()
@@ -110,7 +131,8 @@ class TimedHandler(StrictFramingHandler):
         if isinstance(ex, TimeoutError):
             logger.info("dropped %s: its request head took over %s s", self.client_address, self.head_timeout)
             return ("408", REQUEST_TIMEOUT_RESPONSE)
-        return super()._handle_client_error(ex)
+        status, _ = super()._handle_client_error(ex)
+        return (status, BAD_REQUEST_RESPONSE)
 
     def handle_error(self, t, v, tb):
         if issubclass(t, TimeoutError):
@@ -199,6 +221,13 @@ def serve(app: SSEHubApp, worker: str = "") -> int:
             "PUBLISH_TOKEN is unset: ANYONE WHO CAN RUN A PROGRAM ON THIS MACHINE MAY PUBLISH. Requests from "
             "other machines, with a proxy's forwarding headers or from web pages of other sites are refused, "
             "but a proxy that adds no forwarding header looks local: set PUBLISH_TOKEN before using one"
+        )
+    if config.private_channels:
+        public = ", ".join(config.readable_without_token) or "none"
+        logger.info(
+            "private channels: tokens signed with %s are verified; public channels (readable without one): %s",
+            " or ".join(app.access.verifier.algorithms) if app.access.verifier else "-",
+            public,
         )
     if config.secret_key is None and config.chat_channels:
         logger.warning("SECRET_KEY is unset: chat names last until this process restarts; set it when scaling out")

@@ -17,7 +17,7 @@ import logging
 import time
 from collections.abc import Generator, Iterable, Iterator
 
-from . import direct, wire
+from . import direct, expiry, wire
 from .brokers import REPLAY_PAGE_BYTES, Broker, BrokerUnavailable
 from .brokers.history import PAGE, by_id, pages_from
 from .cursor import EventId, format_cursor, parse_cursor
@@ -46,6 +46,9 @@ class StreamOptions:
     history: int = 0
     # Send every event unnamed, its type in the data (see Event.wrapped).
     wrap: bool = False
+    # Epoch seconds when the stream's token runs out (None: never): the stream
+    # then ends with ssehub.token-expired.
+    expires_at: float | None = None
 
 
 # Streams turned away at a limit come back after this, not at once.
@@ -81,6 +84,8 @@ def event_stream(
     except BrokerUnavailable as error:
         yield wire.comment(f"unavailable, reconnect later: {error}")
         return
+    if options.expires_at is not None:
+        subscription.expire_at(options.expires_at)
     subscription_ends_here = True
     try:
         resumed = yield from _resume(hub, broker, channels, parse_cursor(last_event_id, channels), options)
@@ -111,6 +116,9 @@ def _follow(subscription: Subscription, resumed: _Resumed, options: StreamOption
         if subscription.evicted:
             yield direct.TOO_SLOW
             return
+        if subscription.expired:
+            yield expiry.token_expired(resumed.positions, subscription.channels[0])
+            return
         if subscription.closed:
             return
         chunk = b"".join(unsent_frames(events, resumed.positions, options.wrap))
@@ -127,6 +135,9 @@ def _follow_long_poll(subscription: Subscription, resumed: _Resumed, options: St
     hold_until = time.monotonic() + LONG_POLL_HOLD_SECONDS
     while (remaining := hold_until - time.monotonic()) > 0:
         events = subscription.wait(timeout=remaining)
+        if subscription.expired:
+            yield expiry.token_expired(resumed.positions, subscription.channels[0])
+            return
         if subscription.evicted or subscription.closed:
             return
         chunk = b"".join(unsent_frames(events, resumed.positions, options.wrap))
@@ -135,6 +146,11 @@ def _follow_long_poll(subscription: Subscription, resumed: _Resumed, options: St
             return
         if subscription.take_heartbeat():
             yield wire.HEARTBEAT
+
+
+def token_expired() -> Iterator[bytes]:
+    """The whole body for a stream whose token had expired when it asked."""
+    yield expiry.token_expired()
 
 
 def turned_away(reason: str) -> Iterator[bytes]:

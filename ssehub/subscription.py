@@ -9,8 +9,10 @@ id) rather than slowing the others.
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING
 
+import gevent
 import gevent.event
 
 from .event import Event
@@ -20,7 +22,19 @@ if TYPE_CHECKING:
 
 
 class Subscription:
-    __slots__ = ("channels", "queue", "wakeup", "evicted", "closed", "heartbeat_due", "active", "stream", "_limit")
+    __slots__ = (
+        "channels",
+        "queue",
+        "wakeup",
+        "evicted",
+        "closed",
+        "expired",
+        "heartbeat_due",
+        "active",
+        "stream",
+        "_limit",
+        "_expiry",
+    )
 
     def __init__(self, channels: tuple[str, ...], limit: int):
         self.channels = channels
@@ -30,6 +44,8 @@ class Subscription:
         self.wakeup = gevent.event.Event()
         self.evicted = False
         self.closed = False
+        # Its token ran out (expire_at): the stream ends with ssehub.token-expired.
+        self.expired = False
         # Set by the hub's heartbeat when a stream with a greenlet was idle.
         self.heartbeat_due = False
         # Something was sent or queued since the last heartbeat tick.
@@ -37,6 +53,7 @@ class Subscription:
         # The connection, once the server handed it over.
         self.stream: DetachedStream | None = None
         self._limit = limit
+        self._expiry = None
 
     def deliver(self, event: Event) -> None:
         if self.evicted:
@@ -73,11 +90,30 @@ class Subscription:
         self.wakeup.set()
         stream = self.stream
         if stream is not None and stream.idle:
-            stream.finish()
+            stream.end()
+
+    def expire_at(self, when: float) -> None:
+        """End the stream at `when` (epoch seconds), when its token runs out."""
+        timer = gevent.get_hub().loop.timer(max(0.0, when - time.time()))
+        timer.start(self.expire)
+        self._expiry = timer
+
+    def expire(self) -> None:
+        self.expired = True
+        self.wakeup.set()
+        stream = self.stream
+        if stream is not None and stream.idle:
+            stream.end()
+
+    def cancel_expiry(self) -> None:
+        """Stop the expiry timer of a stream that ended (it holds the subscription)."""
+        if self._expiry is not None:
+            self._expiry.stop()
+            self._expiry = None
 
     def wait(self, timeout: float | None = None) -> list[Event]:
         """Events queued so far, waiting (up to `timeout`) for something to do."""
-        if not (self.queue or self.closed or self.evicted or self.heartbeat_due):
+        if not (self.queue or self.closed or self.evicted or self.expired or self.heartbeat_due):
             self.wakeup.wait(timeout)
         return self.take()
 

@@ -1,8 +1,12 @@
 import ipaddress
+import re
 
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from ssehub.config import Config, ConfigError
+from tests.tokens import ec_key, public_pem, rsa_key
 
 
 def test_defaults_match_the_design():
@@ -85,3 +89,48 @@ def test_chat_can_be_turned_off():
 def test_trusted_proxies_star_trusts_every_peer():
     networks = Config.from_env({"TRUSTED_PROXIES": "*"}).trusted_proxies
     assert all(any(ipaddress.ip_address(a) in n for n in networks) for a in ("203.0.113.7", "2001:db8::1"))
+
+
+def test_a_jwt_key_makes_every_channel_private_unless_listed():
+    secret = "s" * 32
+    assert Config.from_env({}).readable_without_token == ("*",)
+    assert Config.from_env({"JWT_SECRET": secret}).readable_without_token == ()
+    listed = Config.from_env({"JWT_SECRET": secret, "PUBLIC_CHANNELS": "news.*, lobby"})
+    assert listed.readable_without_token == ("news.*", "lobby")
+
+
+def test_a_public_key_may_hold_its_newlines_escaped():
+    pem = public_pem(rsa_key())
+    escaped = pem.strip().replace("\n", "\\n")
+    assert Config.from_env({"JWT_PUBLIC_KEY": escaped}).jwt_public_key == pem
+    assert Config.from_env({"JWT_PUBLIC_KEY": pem}).jwt_public_key == pem
+
+
+def _private_key_pem() -> str:
+    return (
+        ec_key()
+        .private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+        .decode()
+    )
+
+
+def _weak_rsa_pem() -> str:
+    return public_pem(rsa.generate_private_key(public_exponent=65537, key_size=1024))
+
+
+@pytest.mark.parametrize(
+    "env, message",
+    [
+        ({"JWT_SECRET": "too-short"}, "JWT_SECRET is too short"),
+        ({"JWT_SECRET": "s" * 40 + "\n"}, "JWT_SECRET has leading or trailing whitespace"),
+        ({"JWT_PUBLIC_KEY": "not a key"}, "JWT_PUBLIC_KEY is not a PEM public key"),
+        ({"JWT_PUBLIC_KEY": _private_key_pem()}, "JWT_PUBLIC_KEY is not a PEM public key"),
+        ({"JWT_PUBLIC_KEY": _weak_rsa_pem()}, "JWT_PUBLIC_KEY is an RSA key of 1024 bits"),
+        ({"JWT_PUBLIC_KEY": public_pem(ec.generate_private_key(ec.SECP384R1()))}, "JWT_PUBLIC_KEY must be an RSA"),
+        ({"PUBLIC_CHANNELS": "news"}, "PUBLIC_CHANNELS needs JWT_SECRET or JWT_PUBLIC_KEY"),
+        ({"JWT_SECRET": "s" * 32, "PUBLIC_CHANNELS": "news*x"}, "PUBLIC_CHANNELS: invalid channel pattern"),
+    ],
+)
+def test_bad_token_settings_stop_the_start_naming_the_setting(env, message):
+    with pytest.raises(ConfigError, match=f"^{re.escape(message)}"):
+        Config.from_env(env)

@@ -13,6 +13,7 @@ from tests.conftest import wait_for
 from tests.redis_server import free_port
 from tests.service_process import ROOT, Service
 from tests.sse import StreamReader
+from tests.tokens import SECRET, mint
 
 
 @pytest.fixture
@@ -72,6 +73,9 @@ def test_a_signal_ends_open_streams_and_exits_zero(service, signum):
         ("WEB_CONCURRENCY", "2"),  # the embedded broker: workers would not see each other's events
         ("WEB_CONCURRENCY", "many"),
         ("ACCESS_LOG", "maybe"),
+        ("JWT_SECRET", "shorter-than-32-bytes"),
+        ("JWT_PUBLIC_KEY", "-----BEGIN PUBLIC KEY-----\\nnot base64\\n-----END PUBLIC KEY-----"),
+        ("PUBLIC_CHANNELS", "news"),  # no key: no token could be verified
     ],
 )
 def test_a_bad_setting_stops_the_start_with_one_line_naming_it(name, value):
@@ -161,3 +165,28 @@ def test_two_hub_processes_share_a_redis(service, redis_server):
     moved = StreamReader("127.0.0.1", hub_b.port, "/events?channel=between", {"Last-Event-ID": ids[4]})
     assert [m.data for m in moved.take(5)] == [f"via b {n}" for n in range(5, 10)]
     moved.close()
+
+
+def test_tokens_never_reach_a_log_line(service):
+    """Every request logged (ACCESS_LOG=1), with the token in the URL: streams,
+    refusals of each kind, a request line too long for the server, a bad request."""
+    running = service(env={"JWT_SECRET": SECRET, "ACCESS_LOG": "1", "PUBLIC_CHANNELS": "news"})
+    running.wait_listening()
+    good, other = mint(["user.42"]), mint(["user.43"])
+    tokens = [good, other, mint(["user.42"], lifetime=-60), mint(["user.42"], key="w" * 40)]
+    for token in tokens:
+        running.request_raw("GET", f"/events?channel=user.42&ssehub_poll=1&lastEventId=0-0&token={token}")
+    stream = StreamReader("127.0.0.1", running.port, f"/events?channel=user.42&token={good}&channel=user.42")
+    stream.read_until(lambda reader: reader.parser.last_event_id != "")
+    stream.close()
+    long_token = mint(["user.42"], padding="p" * 9000)
+    tokens.append(long_token)
+    assert running.request_raw("GET", f"/events?channel=user.42&token={long_token}")[0] == 414
+    assert running.request_raw("GET", f"/events?channel=bad%20name&token={good}")[0] == 400
+    assert running.request_raw("GET", f"/nowhere?token={good}")[0] == 404
+    wait_for(lambda: running.output().count("/events?") >= 6, message="the access log lines")
+    log = running.output()
+    assert "token=[redacted]" in log
+    for token in tokens:
+        for part in token.split("."):
+            assert part not in log
