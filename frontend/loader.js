@@ -1,13 +1,14 @@
 /* ssehub loader: native EventSource where the browser has one; otherwise the
  * vendored event-source-polyfill, long-polling. ECMAScript 3 syntax (IE8).
- * API: ssehub.open(path, callback(source, transport)), ssehub.channelOf(event). */
+ * API: ssehub.open(path, callback(source, transport)[, options]), ssehub.channelOf(event).
+ * Options: token or tokenUrl for private channels (tokens.js), lastEventId. */
 (function (window, document) {
   "use strict";
 
   var NAMESPACE = "ssehub";
   var POLYFILL_PATH = "/polyfills/event-source-polyfill/1.0.31/eventsource.js";
   // Tells the hub to end each response, which makes the polyfill long-poll.
-  var LONG_POLL_MARKER = "ssehub_poll=1";
+  var LONG_POLL_MARKER = "ssehub_poll";
   // The polyfill reconnects after this long without a byte; the hub holds 25 s.
   var HEARTBEAT_TIMEOUT_MS = 45000;
 
@@ -17,8 +18,9 @@
 
   // Captured now: the polyfill, once loaded, replaces window.EventSource.
   var NativeEventSource = window.EventSource;
-  var polyfillState = "absent";
-  var waiting = [];
+  var TOKENS_PATH = "/tokens.js";
+  // Scripts fetched from the hub on demand, by path: {ready, waiting}.
+  var loading = {};
 
   function currentScript() {
     if (document.currentScript) {
@@ -53,51 +55,66 @@
     }
   }
 
-  function whenPolyfillReady(callback) {
-    if (polyfillState === "ready") {
+  // `callback()` once the script at `path` on the hub has run (loaded once).
+  function whenLoaded(path, callback) {
+    var script = loading[path];
+    if (script && script.ready) {
       callback();
       return;
     }
-    waiting.push(callback);
-    if (polyfillState === "loading") {
+    if (script) {
+      script.waiting.push(callback);
       return;
     }
-    polyfillState = "loading";
-    stubConsole();
-    var script = document.createElement("script");
-    script.src = HUB + POLYFILL_PATH;
-    script.onload = script.onreadystatechange = function () {
-      var state = script.readyState;
-      if (polyfillState === "ready" || (state && state !== "loaded" && state !== "complete")) {
+    script = loading[path] = { ready: false, waiting: [callback] };
+    var tag = document.createElement("script");
+    tag.src = HUB + path;
+    tag.onload = tag.onreadystatechange = function () {
+      var state = tag.readyState;
+      if (script.ready || (state && state !== "loaded" && state !== "complete")) {
         return;
       }
-      polyfillState = "ready";
-      script.onload = script.onreadystatechange = null;
-      var callbacks = waiting;
-      waiting = [];
-      for (var i = 0; i < callbacks.length; i += 1) {
-        callbacks[i]();
+      script.ready = true;
+      tag.onload = tag.onreadystatechange = null;
+      for (var i = 0; i < script.waiting.length; i += 1) {
+        script.waiting[i]();
       }
+      script.waiting = [];
     };
-    (document.head || document.getElementsByTagName("head")[0]).appendChild(script);
+    (document.head || document.getElementsByTagName("head")[0]).appendChild(tag);
   }
 
-  function withMarker(url) {
-    return url + (url.indexOf("?") === -1 ? "?" : "&") + LONG_POLL_MARKER;
+  function withParam(url, name, value) {
+    return url + (url.indexOf("?") === -1 ? "?" : "&") + name + "=" + encodeURIComponent(value);
   }
 
-  /* Open `path` on the hub; `callback(source, transport)` gets an object with
-   * the EventSource API, and "native" or "long-poll". */
-  function open(path, callback) {
-    var url = HUB + path;
+  // `callback(source, transport)` with an object that has the EventSource API
+  // for `url`, and "native" or "long-poll".
+  function connect(url, callback) {
     if (NativeEventSource) {
       callback(new NativeEventSource(url), "native");
       return;
     }
-    whenPolyfillReady(function () {
-      var source = new window.EventSourcePolyfill(withMarker(url), { heartbeatTimeout: HEARTBEAT_TIMEOUT_MS });
+    stubConsole();
+    whenLoaded(POLYFILL_PATH, function () {
+      var source = new window.EventSourcePolyfill(withParam(url, LONG_POLL_MARKER, 1), { heartbeatTimeout: HEARTBEAT_TIMEOUT_MS });
       callback(source, "long-poll");
     });
+  }
+
+  // `callback()` once tokens.js (private channels) is loaded.
+  function withTokens(callback) {
+    whenLoaded(TOKENS_PATH, callback);
+  }
+
+  /* Open `path` on the hub; `callback(source, transport)` runs for each connection opened. */
+  function open(path, callback, options) {
+    options = options || {};
+    if (options.token || options.tokenUrl) {
+      withTokens(function () { window[NAMESPACE].openWithToken(path, callback, options); });
+      return;
+    }
+    connect(options.lastEventId ? withParam(HUB + path, "lastEventId", options.lastEventId) : HUB + path, callback);
   }
 
   // Ids on a several-channel stream read "channel=id,..." with the event's own
@@ -108,5 +125,7 @@
     return equals === -1 ? null : id.substring(0, equals);
   }
 
-  window[NAMESPACE] = { open: open, channelOf: channelOf, hub: HUB };
+  window[NAMESPACE] = {
+    open: open, connect: connect, withTokens: withTokens, withParam: withParam, channelOf: channelOf, hub: HUB
+  };
 }(window, document));

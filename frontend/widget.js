@@ -2,7 +2,7 @@
  *   <script async src="https://HUB/widget.js" data-channel="news"></script>
  * Served after loader.js and dom.js as one file. Shadow DOM where the browser has it,
  * prefixed class names otherwise; messages are always text, never HTML.
- * All widgets on a page share one connection. ECMAScript 3 syntax. */
+ * All widgets on a page share one connection (one per data-token-url). ECMAScript 3 syntax. */
 (function (window, document) {
   "use strict";
 
@@ -86,6 +86,8 @@
 
   function Widget(script) {
     this.channel = option(script, "channel", "");
+    // Private channels: the page's own URL that answers {"token": ...}; chat then posts as the token's name.
+    this.tokenUrl = option(script, "token-url", "");
     this.maxItems = Math.max(1, parseInt(option(script, "max-items", "20"), 10) || 20);
     this.newestFirst = option(script, "order", "newest-first") !== "newest-last";
     this.timestamps = option(script, "timestamps", "true") !== "false";
@@ -153,19 +155,39 @@
     name.setAttribute("placeholder", "Name");
     name.value = (storage && storage.getItem(NAME_KEY)) || "";
     text.setAttribute("placeholder", "Message");
+    if (this.tokenUrl) {
+      // The hub posts as the token's name; show it, and no name to type.
+      name = part("span", "name");
+      this.withToken(function (token) {
+        var claims = ssehub.claims(token);
+        setText(name, String((claims.ssehub && claims.ssehub.name) || claims.sub || ""));
+      });
+    }
     form.appendChild(name);
     form.appendChild(text);
     form.appendChild(part("button", "send", "Send"));
     ssehub.onSubmit(form, function () {
+      if (widget.tokenUrl) {
+        widget.withToken(function (token) {
+          widget.post({ channel: widget.channel, text: text.value, token: token }, function () { text.value = ""; });
+        });
+        return;
+      }
       if (storage) {
         storage.setItem(NAME_KEY, name.value);
       }
-      widget.post(name.value, text.value, function () { text.value = ""; });
+      widget.post({ channel: widget.channel, author: name.value, text: text.value }, function () { text.value = ""; });
     });
     return form;
   };
 
-  Widget.prototype.post = function (author, text, sent) {
+  // `callback(token)` with a fresh token from data-token-url.
+  Widget.prototype.withToken = function (callback) {
+    var url = this.tokenUrl;
+    ssehub.withTokens(function () { ssehub.tokenSource(url).get(callback); });
+  };
+
+  Widget.prototype.post = function (message, sent) {
     var widget = this;
     var xhr = window.XDomainRequest && !("withCredentials" in new window.XMLHttpRequest())
       ? new window.XDomainRequest() : new window.XMLHttpRequest();
@@ -182,7 +204,7 @@
       setText(widget.notice, "could not reach the hub");
     };
     // text/plain: no CORS preflight, and all that XDomainRequest can send.
-    xhr.send(JSON.stringify({ channel: this.channel, author: author, text: text }));
+    xhr.send(JSON.stringify(message));
   };
 
   function each(channels, action) {
@@ -194,8 +216,8 @@
     }
   }
 
-  // One connection for the widgets found so far; later ones get their own.
-  function connect(channels) {
+  // One connection for the widgets found so far with the same token URL; later ones get their own.
+  function connect(channels, tokenUrl) {
     var query = "";
     var history = 1;
     for (var i = 0; i < channels.length; i += 1) {
@@ -208,7 +230,8 @@
     function live() {
       show("live");
     }
-    ssehub.open("/events?" + query + "&history=" + Math.min(history, 100) + "&wrap=1", function (source, transport) {
+    var path = "/events?" + query + "&history=" + Math.min(history, 100) + "&wrap=1";
+    ssehub.open(path, function (source, transport) {
       // With wrap=1 the hub sends every event as a message, {"event": type, "data": data}:
       // native EventSource only tells listeners about types named in advance.
       source.addEventListener("message", function (event) {
@@ -232,20 +255,26 @@
           show(closed ? "not available on this site" : "reconnecting\u2026");
         }
       };
-    });
+    }, tokenUrl ? { tokenUrl: tokenUrl } : undefined);
   }
 
   function connectPending() {
-    var fresh = [];
+    var fresh = {};
+    var tokenUrls = [];
     for (var i = 0; i < state.channels.length; i += 1) {
       var channel = state.channels[i];
       if (!state.connected[channel]) {
         state.connected[channel] = true;
-        fresh.push(channel);
+        var tokenUrl = state.byChannel[channel][0].tokenUrl;
+        if (!fresh[tokenUrl]) {
+          fresh[tokenUrl] = [];
+          tokenUrls.push(tokenUrl);
+        }
+        fresh[tokenUrl].push(channel);
       }
     }
-    if (fresh.length) {
-      connect(fresh);
+    for (var j = 0; j < tokenUrls.length; j += 1) {
+      connect(fresh[tokenUrls[j]], tokenUrls[j]);
     }
   }
 

@@ -7,14 +7,15 @@ from werkzeug.wrappers import Request, Response
 
 from . import static
 
-# One file per script tag: the loader, the DOM helpers both pages share, then the page's own code.
+# One file per script tag: the loader, the DOM helpers both pages share, then
+# the page's own code. tokens.js comes only to pages that open private channels.
 BUNDLES = {name: ("loader.js", "dom.js", name) for name in ("chat.js", "widget.js")}
 
 
 class Pages:
     rules = [
         Rule("/", endpoint="index", methods=["GET"]),
-        Rule("/<any(loader.js, chat.css):name>", endpoint="frontend", methods=["GET"]),
+        Rule("/<any(loader.js, tokens.js, chat.css):name>", endpoint="frontend", methods=["GET"]),
         Rule("/<any(chat.js, widget.js):name>", endpoint="bundle", methods=["GET"]),
         Rule("/polyfills/<path:path>", endpoint="polyfill", methods=["GET"]),
     ]
