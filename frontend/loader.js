@@ -1,7 +1,8 @@
 /* ssehub loader: native EventSource where the browser has one; otherwise the
  * vendored event-source-polyfill, long-polling. ECMAScript 3 syntax (IE8).
  * API: ssehub.open(path, callback(source, transport)[, options]), ssehub.channelOf(event).
- * Options: token or tokenUrl for private channels (tokens.js), lastEventId. */
+ * Options: token or tokenUrl (private channels: tokens.js), lastEventId,
+ * withCredentials (send the page's cookies, ssehub_token, to the hub). */
 (function (window, document) {
   "use strict";
 
@@ -88,17 +89,17 @@
     return url + (url.indexOf("?") === -1 ? "?" : "&") + name + "=" + encodeURIComponent(value);
   }
 
-  // `callback(source, transport)` with an object that has the EventSource API
-  // for `url`, and "native" or "long-poll".
-  function connect(url, callback) {
+  // `callback(source, transport)`: an object with the EventSource API for
+  // `url`, and "native" or "long-poll"; `credentials`: send the page's cookies.
+  function connect(url, callback, credentials) {
+    var init = { withCredentials: !!credentials, heartbeatTimeout: HEARTBEAT_TIMEOUT_MS };
     if (NativeEventSource) {
-      callback(new NativeEventSource(url), "native");
+      callback(new NativeEventSource(url, init), "native");
       return;
     }
     stubConsole();
     whenLoaded(POLYFILL_PATH, function () {
-      var source = new window.EventSourcePolyfill(withParam(url, LONG_POLL_MARKER, 1), { heartbeatTimeout: HEARTBEAT_TIMEOUT_MS });
-      callback(source, "long-poll");
+      callback(new window.EventSourcePolyfill(withParam(url, LONG_POLL_MARKER, 1), init), "long-poll");
     });
   }
 
@@ -114,7 +115,8 @@
       withTokens(function () { window[NAMESPACE].openWithToken(path, callback, options); });
       return;
     }
-    connect(options.lastEventId ? withParam(HUB + path, "lastEventId", options.lastEventId) : HUB + path, callback);
+    var url = options.lastEventId ? withParam(HUB + path, "lastEventId", options.lastEventId) : HUB + path;
+    connect(url, callback, options.withCredentials);
   }
 
   // Ids on a several-channel stream read "channel=id,..." with the event's own

@@ -45,15 +45,15 @@
     }
   }
 
-  // When to replace a token fetched now, in ms, or null if it never expires.
-  // Its life is read from iat and exp, so the page's clock may differ from the hub's.
-  function refreshDelay(token) {
+  // How long a token fetched now lasts, in ms (null: it never expires). Read
+  // from iat and exp where it has both, so the page's clock need not agree
+  // with the hub's; from exp and the page's clock otherwise.
+  function lifetime(token) {
     var c = claims(token);
     if (typeof c.exp !== "number") {
       return null;
     }
-    var life = c.exp - (typeof c.iat === "number" ? c.iat : now() / 1000);
-    return Math.max(1, life - Math.min(life / 4, 60)) * 1000;
+    return (c.exp - (typeof c.iat === "number" ? c.iat : now() / 1000)) * 1000;
   }
 
   /* The tokens of one tokenUrl, shared by every stream and widget on the page that names it. */
@@ -61,6 +61,7 @@
     this.url = url;
     this.token = null;
     this.fresh = false;
+    this.staleAt = null; // when the token expires, by the page's clock
     this.fetching = false;
     this.retryMs = 0;
     this.waiting = [];
@@ -69,7 +70,7 @@
 
   // `callback(token)` once a fresh token is at hand.
   TokenSource.prototype.get = function (callback) {
-    if (this.fresh) {
+    if (this.fresh && (this.staleAt === null || now() < this.staleAt)) {
       callback(this.token);
       return;
     }
@@ -123,17 +124,21 @@
   TokenSource.prototype.received = function (token) {
     var self = this;
     var i;
+    var life = lifetime(token);
     this.token = token;
     this.fresh = true;
+    this.staleAt = life === null ? null : now() + life;
     this.retryMs = 0;
-    var delay = refreshDelay(token);
-    if (delay !== null) {
+    // Fetched again a quarter of its life (at most a minute) before it expires.
+    // A token that lasts under 2 s (a clock far off) is not: the hub's
+    // token-expired event asks for the next one, which cannot loop hot.
+    if (life !== null && life > 2000) {
       window.setTimeout(function () {
         if (self.token === token) {
           self.fresh = false;
           self.fetch();
         }
-      }, delay);
+      }, life - Math.min(life / 4, 60000));
     }
     var waiting = this.waiting;
     this.waiting = [];
@@ -186,6 +191,9 @@
     var currentToken = null;
     var openedAt = 0;
     var retryMs = 0;
+    // Errors since the last open: IE 8-9's XDomainRequest cannot see a 401,
+    // so there a refusal looks like a polyfill reconnecting without end.
+    var failures = 0;
 
     function start(token) {
       var url = ssehub.withParam(ssehub.hub + path, "token", token);
@@ -194,7 +202,9 @@
       }
       currentToken = token;
       openedAt = now();
-      ssehub.connect(lastId ? ssehub.withParam(url, "lastEventId", lastId) : url, function (source, transport) {
+      failures = 0;
+      url = lastId ? ssehub.withParam(url, "lastEventId", lastId) : url;
+      ssehub.connect(url, function (source, transport) {
         current = source;
         trackEvents(source, function (event) {
           if (event.lastEventId) {
@@ -208,15 +218,22 @@
             again();
           }
         }, false);
+        source.addEventListener("open", function () {
+          failures = 0;
+        }, false);
         source.addEventListener("error", function () {
-          // Closed for good: refused (401/403), so this token will not do.
-          if (tokens && source.readyState === CLOSED && source === current) {
+          // Refused (401/403: closed for good, or only failing, under XDomainRequest),
+          // so this token will not do.
+          failures += 1;
+          var refused = source.readyState === CLOSED || (transport === "long-poll" && failures >= 3);
+          if (tokens && refused && source === current) {
+            source.close();
             tokens.spent(token);
             again();
           }
         }, false);
         callback(source, transport);
-      });
+      }, options.withCredentials);
     }
 
     // Reconnect with a fresh token at once, or after a growing pause when the

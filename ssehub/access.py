@@ -25,13 +25,16 @@ class TokenExpired(Exception):
     """The token was good and covers the channels, but its time is up."""
 
 
+def bearer_token(request: Request) -> str | None:
+    """The token in `Authorization: Bearer <token>`, if there is one."""
+    scheme, _, value = request.headers.get("Authorization", "").partition(" ")
+    return value.strip() if scheme.lower() == "bearer" and value.strip() else None
+
+
 def presented_token(request: Request) -> str | None:
     """The token a request presents; with several, the first of: Authorization:
     Bearer (curl, fetch), the ssehub_token cookie, ?token= (EventSource)."""
-    scheme, _, value = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() == "bearer" and value.strip():
-        return value.strip()
-    return request.cookies.get(COOKIE) or request.args.get("token") or None
+    return bearer_token(request) or request.cookies.get(COOKIE) or request.args.get("token") or None
 
 
 def unauthorized(reason: str) -> Unauthorized:
@@ -39,6 +42,8 @@ def unauthorized(reason: str) -> Unauthorized:
 
 
 class Access:
+    """The public channel patterns, and the verifier for the rest (None without a JWT key)."""
+
     def __init__(self, config: Config):
         self.public = ChannelPatterns(config.readable_without_token)
         self.verifier = (

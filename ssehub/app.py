@@ -16,7 +16,7 @@ from werkzeug.exceptions import BadRequest, Forbidden, HTTPException, InternalSe
 from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
-from . import cors, direct, metrics
+from . import cors, direct, log_redaction, metrics
 from .access import Access, TokenExpired
 from .brokers import Broker, BrokerUnavailable, create_broker
 from .channels import MAX_CHANNELS_PER_STREAM, check_channel
@@ -30,7 +30,7 @@ from .proxies import TrustedProxies
 from .publish import read_messages
 from .publish_auth import authorize
 from .responses import broker_unavailable, error_response, json_response
-from .stream import MAX_HISTORY, StreamOptions, event_stream, token_expired, turned_away
+from .stream import MAX_HISTORY, StreamOptions, event_stream, expired_body, turned_away
 from .worker_metrics import WorkerMetrics
 
 logger = logging.getLogger(__name__)
@@ -87,10 +87,13 @@ class SSEHubApp:
     def on_events(self, request: Request) -> Response:
         if not cors.origin_allowed(request, self.config.allowed_origins):
             raise Forbidden("this origin is not in ALLOWED_ORIGINS")
+        credentials = cors.credentials_headers(request, self.config.allowed_origins)
         if request.method == "OPTIONS":
-            return cors.preflight(request, "GET", "Last-Event-ID, Cache-Control, Accept, Authorization")
+            response = cors.preflight(request, "GET", "Last-Event-ID, Cache-Control, Accept, Authorization")
+            response.headers.update(credentials)
+            return response
         options = _stream_options(request, self.config)
-        headers = {**STREAM_HEADERS, **cors.cors_headers(request)}
+        headers = {**STREAM_HEADERS, **cors.cors_headers(request), **credentials}
         if options.long_poll:
             # Old IE caches XHR GETs; IE 8-9's XDomainRequest needs CORS even same-origin.
             headers["Cache-Control"] = "no-store, no-cache"
@@ -99,12 +102,13 @@ class SSEHubApp:
             channels = _requested_channels(request)
             expires_at = self.access.check(request, channels)
         except TokenExpired:
-            return _stream_response(token_expired(), headers)
+            return _stream_response(expired_body(), headers)
         except HTTPException as error:
             # Readable cross-origin, so the page can tell a refusal from a network error.
             logger.info("GET /events from %s refused: %s", request.remote_addr, error.description)
             response = error_response(error)
-            response.headers.update({name: value for name, value in headers.items() if name.startswith("Access-")})
+            readable = {name: value for name, value in headers.items() if name.startswith("Access-") or name == "Vary"}
+            response.headers.update(readable)
             return response
         options = dataclasses.replace(options, expires_at=expires_at)
         last_event_id = (
@@ -244,12 +248,14 @@ def _stream_response(body: Iterable[bytes], headers: dict[str, str]) -> Response
 
 
 def create_app(config: Config, broker: Broker | None = None) -> SSEHubApp:
-    """The WSGI app; it needs gevent's monkey-patching, which the entry module does first."""
+    """The WSGI app; it needs gevent's monkey-patching, which the entry module
+    does first. From here on no log line of this process shows a token."""
     if not gevent.monkey.is_module_patched("socket"):
         raise RuntimeError(
             "ssehub needs gevent's monkey-patching before anything else is imported: "
             "run `python service.py`, or `gunicorn -k gevent service:app`"
         )
+    log_redaction.install()
     return SSEHubApp(config, broker if broker is not None else create_broker(config))
 
 

@@ -18,7 +18,7 @@ from werkzeug.routing import Rule
 from werkzeug.wrappers import Request, Response
 
 from . import chat, cors
-from .access import Access, presented_token, unauthorized
+from .access import COOKIE, Access, bearer_token, unauthorized
 from .brokers import BrokerUnavailable
 from .config import Config
 from .cursor import EventId, format_id
@@ -76,7 +76,7 @@ class ChatRoutes:
         posted = chat.fields(request)
         default_channel = self._config.chat_channels[0] if self._config.chat_channels else None
         channel = self._chat_channel(posted.get("channel", default_channel))
-        author = self._token_author(channel, presented_token(request))
+        author = self._token_author(channel, self._demo_token(request))
         if author is None:
             author = chat.name_from_cookie(request, self._secret_key)
         if author is None:
@@ -117,21 +117,43 @@ class ChatRoutes:
 
     def _token_author(self, channel: str, token: str | None) -> str | None:
         """The name a poster's token gives (its ssehub.name, else its sub), or
-        None when it has no token, which only public channels allow. A token's
-        holder must be allowed to read the channel: a private room's members talk in it."""
-        if token is None:
-            if not self._access.public.covers(channel):
+        None to post as without one, which only public channels allow. A
+        token's holder must be allowed to read the channel (a private room's
+        members talk in it). On a public channel a token that will not do
+        is no token, as on /events: a stale one must not stop anyone posting."""
+        public = self._access.public.covers(channel)
+        if token is None or self._access.verifier is None:
+            if not public:
                 raise unauthorized(f"{channel!r} is a private channel: chat there needs a token")
             return None
-        grant = self._access.verify(token)
-        if not (self._access.public.covers(channel) or grant.subscribe.covers(channel)):
-            raise Forbidden(f"this token does not let you read {channel!r}, so it cannot post there")
-        if grant.expired():
-            raise unauthorized("the token has expired; fetch a fresh one")
-        name = grant.name or grant.subject
-        if name is None:
-            raise Forbidden("this token has no ssehub.name or sub to post as")
-        return chat.check_name(name)
+        try:
+            grant = self._access.verify(token)
+            if not (public or grant.subscribe.covers(channel)):
+                raise Forbidden(f"this token does not let you read {channel!r}, so it cannot post there")
+            if grant.expired():
+                raise unauthorized("the token has expired; fetch a fresh one")
+            if grant.name is None and grant.subject is None:
+                raise Forbidden("this token has no ssehub.name or sub to post as")
+        except HTTPException:
+            if public:
+                return None
+            raise
+        if grant.name is not None:
+            return chat.check_name(grant.name)
+        return chat.check_name(_shortened(grant.subject or "", chat.MAX_NAME_CHARS))
+
+    def _demo_token(self, request: Request) -> str | None:
+        """The token of a post from the demo page: Bearer, or the ssehub_token
+        cookie, which the app sets and the hub cannot make SameSite, so a post
+        carrying it must show it comes from the hub's own page."""
+        token = bearer_token(request)
+        if token is None and COOKIE in request.cookies:
+            site = request.headers.get("Sec-Fetch-Site")
+            origin = request.headers.get("Origin")
+            if site != "same-origin" and (origin is None or not cors.is_same_origin(request, origin)):
+                raise Forbidden("a post with the ssehub_token cookie must come from the hub's own page")
+            token = request.cookies[COOKIE]
+        return token
 
     def _post_chat(self, request: Request, author: str, channel: str, text: object, verified: bool) -> Response:
         text = chat.check_text(text)
@@ -144,6 +166,11 @@ class ChatRoutes:
         except BrokerUnavailable as error:
             return broker_unavailable(error, channel)
         return json_response({"id": format_id(event_id), "channel": channel}, 201)
+
+
+def _shortened(text: str, limit: int) -> str:
+    # Three dots, not an ellipsis: the name's NFKC would make it three anyway.
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _check_same_origin(request: Request) -> None:

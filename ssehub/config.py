@@ -128,6 +128,11 @@ class Config:
             jwt_issuer=env.get("JWT_ISSUER", "").strip() or None,
             public_channels=_public_channels(env),
         )
+        if (config.jwt_audience or config.jwt_issuer) and not config.private_channels:
+            raise ConfigError(
+                f"{'JWT_AUDIENCE' if config.jwt_audience else 'JWT_ISSUER'} needs JWT_SECRET or JWT_PUBLIC_KEY: "
+                "without a key no token is verified"
+            )
         if config.readable_without_token != ("*",) and not config.private_channels:
             raise ConfigError(
                 "PUBLIC_CHANNELS needs JWT_SECRET or JWT_PUBLIC_KEY: without a key no token can be "

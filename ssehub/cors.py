@@ -38,6 +38,15 @@ def cors_headers(request: Request) -> dict[str, str]:
     return {"Access-Control-Allow-Origin": origin, "Vary": "Origin"}
 
 
+def credentials_headers(request: Request, allowed: tuple[str, ...]) -> dict[str, str]:
+    """Lets a page of an origin that ALLOWED_ORIGINS names send its cookies
+    (EventSource's withCredentials: the ssehub_token cookie); never for `*`."""
+    origin = request.headers.get("Origin")
+    if origin is None or origin.rstrip("/") not in allowed:
+        return {}
+    return {"Access-Control-Allow-Credentials": "true"}
+
+
 def preflight(request: Request, methods: str, headers: str) -> Response:
     """The answer to a preflight (EventSource polyfills may send Last-Event-ID as a header)."""
     response = Response(

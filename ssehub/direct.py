@@ -14,6 +14,7 @@ that chunk first, then what queued meanwhile, several events per write.
 from __future__ import annotations
 
 import logging
+import time
 import weakref
 from collections.abc import Callable
 
@@ -180,7 +181,7 @@ class DetachedStream:
                     self.idle = True
                     return
         except OSError as error:  # includes the write timeout
-            if isinstance(error, TimeoutError):
+            if isinstance(error, TimeoutError) and not subscription.expired:
                 logger.info("dropped a subscriber: a write took over %s s", self._timeout)
             self.finish()
         except Exception:
@@ -194,7 +195,15 @@ class DetachedStream:
             try:
                 view = view[self._socket.send(view) :]
             except BlockingIOError:
-                gevent.socket.wait_write(self._socket.fileno(), timeout=self._timeout, timeout_exc=TimeoutError())
+                gevent.socket.wait_write(self._socket.fileno(), timeout=self._wait_limit(), timeout_exc=TimeoutError())
+
+    def _wait_limit(self) -> float:
+        """How long one wait to write may last: the write timeout, and never past
+        the token's expiry (a reader that takes a trickle must not outlive it)."""
+        expires_at = self._subscription.expires_at
+        if expires_at is None:
+            return self._timeout
+        return max(0.0, min(self._timeout, expires_at - time.time()))
 
     def _framed(self, data: bytes) -> bytes:
         return wire.chunk(data) if self._chunked and data else data

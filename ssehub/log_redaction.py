@@ -1,8 +1,9 @@
 """Tokens never reach a log line (issue 11, item 4), whoever writes it.
 
-A filter on the log handlers blanks `token=` query values and anything shaped
-like a JWT: the access log, the hub's own messages, and pywsgi's lines about
-requests refused before the app (a 414 quotes the whole request line).
+Every log record is made through a factory that blanks `token=` query values
+and anything shaped like a JWT: the access log, the hub's own messages,
+pywsgi's lines about requests refused before the app (a 414 quotes the whole
+request line), and another server's log (gunicorn's access log) alike.
 """
 
 from __future__ import annotations
@@ -20,19 +21,25 @@ def redact(text: str) -> str:
     return _JWT.sub(REDACTED, _QUERY_TOKEN.sub(REDACTED, text))
 
 
-class RedactTokens(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
+def install() -> None:
+    """Redact every log record this process makes from now on, whoever logs
+    it and however logging is set up (our own handlers, or gunicorn's)."""
+    make_record = logging.getLogRecordFactory()
+    if getattr(make_record, "redacts", False):
+        return
+
+    def redacted_record(*args, **kwargs) -> logging.LogRecord:
+        record = make_record(*args, **kwargs)
+        try:
+            message = record.getMessage()
+        except Exception:
+            return record  # arguments that do not fit: the handler reports that, as it would have
         cleaned = redact(message)
         if cleaned != message:
             record.msg, record.args = cleaned, ()
-        if record.exc_info and not record.exc_text:
+        if record.exc_info:
             record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
-        return True
+        return record
 
-
-def redact_handlers(logger: logging.Logger) -> None:
-    """Put the filter on every handler of `logger` (the root logger, once it is configured)."""
-    for handler in logger.handlers:
-        if not any(isinstance(existing, RedactTokens) for existing in handler.filters):
-            handler.addFilter(RedactTokens())
+    redacted_record.redacts = True  # type: ignore[attr-defined]
+    logging.setLogRecordFactory(redacted_record)

@@ -17,7 +17,7 @@ from werkzeug.exceptions import Forbidden, Unauthorized
 from werkzeug.wrappers import Request
 
 from . import cors
-from .access import Access, unauthorized
+from .access import Access, bearer_token, unauthorized
 from .channels import ChannelPatterns
 from .proxies import is_forwarded
 
@@ -28,7 +28,7 @@ def authorize(request: Request, token: str | None, access: Access) -> ChannelPat
     """The channels this request may publish to (issue 11, item 6): every one
     with the bearer PUBLISH_TOKEN (compared in constant time) or, when none is
     set, from this machine; a JWT's ssehub.publish patterns, from anywhere."""
-    bearer = _bearer(request)
+    bearer = bearer_token(request)
     matches_token = bearer is not None and token is not None and hmac.compare_digest(bearer.encode(), token.encode())
     if bearer is not None and not matches_token and access.verifier is not None and bearer.count(".") == 2:
         grant = access.verify(bearer)
@@ -49,11 +49,6 @@ def authorize(request: Request, token: str | None, access: Access) -> ChannelPat
             www_authenticate=WWWAuthenticate("bearer", {"realm": "ssehub publish"}),
         )
     return EVERY_CHANNEL
-
-
-def _bearer(request: Request) -> str | None:
-    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
-    return given.strip() if scheme.lower() == "bearer" and given.strip() else None
 
 
 def not_local_reason(request: Request) -> str | None:

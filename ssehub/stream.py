@@ -88,7 +88,8 @@ def event_stream(
         subscription.expire_at(options.expires_at)
     subscription_ends_here = True
     try:
-        resumed = yield from _resume(hub, broker, channels, parse_cursor(last_event_id, channels), options)
+        requested = parse_cursor(last_event_id, channels)
+        resumed = yield from _resume(hub, broker, subscription, requested, options)
         if options.long_poll:
             yield from _follow_long_poll(subscription, resumed, options)
         elif handover is not None:
@@ -130,6 +131,9 @@ def _follow(subscription: Subscription, resumed: _Resumed, options: StreamOption
 
 def _follow_long_poll(subscription: Subscription, resumed: _Resumed, options: StreamOptions) -> Iterator[bytes]:
     """One long poll: it ends once it has sent events, or after the hold."""
+    if subscription.expired:
+        yield expiry.token_expired(resumed.positions, subscription.channels[0])
+        return
     if resumed.sent:
         return
     hold_until = time.monotonic() + LONG_POLL_HOLD_SECONDS
@@ -148,7 +152,7 @@ def _follow_long_poll(subscription: Subscription, resumed: _Resumed, options: St
             yield wire.HEARTBEAT
 
 
-def token_expired() -> Iterator[bytes]:
+def expired_body() -> Iterator[bytes]:
     """The whole body for a stream whose token had expired when it asked."""
     yield expiry.token_expired()
 
@@ -162,12 +166,14 @@ def turned_away(reason: str) -> Iterator[bytes]:
 def _resume(
     hub: Hub,
     broker: Broker,
-    channels: tuple[str, ...],
+    subscription: Subscription,
     requested: dict[str, EventId | None] | None,
     options: StreamOptions,
 ) -> Generator[bytes, None, _Resumed]:
     """Tell the client where it stands and replay what it missed (a long
-    poll at most one page of it: the next poll asks for the rest)."""
+    poll at most one page of it: the next poll asks for the rest). A replay
+    stops where it is when the stream's token expires: the follow step says so."""
+    channels = subscription.channels
     if requested is None:
         return (yield from _start_fresh(hub, broker, channels, options))
     first_pages = {channel: hub.replay(channel, requested[channel], PAGE) for channel in channels}
@@ -181,6 +187,8 @@ def _resume(
     if options.long_poll:
         missed = itertools.islice(missed, PAGE)
     for events in _batches(missed):
+        if subscription.expired:
+            break
         yield b"".join(unsent_frames(events, resumed.positions, options.wrap))
         resumed.sent += len(events)
     return resumed

@@ -32,6 +32,7 @@ class Subscription:
         "heartbeat_due",
         "active",
         "stream",
+        "expires_at",
         "_limit",
         "_expiry",
     )
@@ -52,8 +53,10 @@ class Subscription:
         self.active = False
         # The connection, once the server handed it over.
         self.stream: DetachedStream | None = None
+        # When its token runs out (epoch seconds; None: never).
+        self.expires_at: float | None = None
         self._limit = limit
-        self._expiry = None
+        self._expiry: gevent.libev.corecext.timer | None = None
 
     def deliver(self, event: Event) -> None:
         if self.evicted:
@@ -94,6 +97,7 @@ class Subscription:
 
     def expire_at(self, when: float) -> None:
         """End the stream at `when` (epoch seconds), when its token runs out."""
+        self.expires_at = when
         timer = gevent.get_hub().loop.timer(max(0.0, when - time.time()))
         timer.start(self.expire)
         self._expiry = timer

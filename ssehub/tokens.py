@@ -25,6 +25,8 @@ LEEWAY_SECONDS = 5
 MAX_TOKEN_CHARS = 8192
 CLAIM = "ssehub"
 MIN_SECRET_BYTES = 32
+# Past any real expiry (the year 33658), and exactly representable as a float.
+MAX_SECONDS = 10**12
 MIN_RSA_BITS = 2048
 
 
@@ -64,6 +66,8 @@ def public_key_algorithm(pem: str) -> str:
 
 
 class TokenVerifier:
+    """Checks tokens against the configured keys and turns their claims into a Grant."""
+
     def __init__(
         self,
         secret: str | None = None,
@@ -131,7 +135,7 @@ def _grant(claims: dict) -> Grant:
     if name is not None and not isinstance(name, str):
         raise TokenError(f"the token's {CLAIM}.name must be a string")
     expires = claims.get("exp")
-    if expires is not None and (isinstance(expires, bool) or not isinstance(expires, (int, float))):
+    if expires is not None and not _is_time(expires):
         raise TokenError("the token's exp must be a number of seconds since 1970")
     subject = claims.get("sub")
     return Grant(
@@ -141,6 +145,11 @@ def _grant(claims: dict) -> Grant:
         publish=_patterns(granted, "publish"),
         expires_at=None if expires is None else float(expires) + LEEWAY_SECONDS,
     )
+
+
+def _is_time(value: object) -> bool:
+    """A number of seconds a clock can hold: not a bool, NaN, infinite or absurdly large."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and abs(value) < MAX_SECONDS
 
 
 def _patterns(granted: dict, field: str) -> ChannelPatterns:

@@ -106,8 +106,10 @@ class LiveServer(HubClient):
         self.url = f"http://127.0.0.1:{self.port}"
         self.readers: list[StreamReader] = []
 
-    def stream(self, query: str, headers: dict[str, str] | None = None, path: str = "/events") -> StreamReader:
-        reader = StreamReader("127.0.0.1", self.port, f"{path}?{query}", headers)
+    def stream(
+        self, query: str, headers: dict[str, str] | None = None, path: str = "/events", small_window: bool = False
+    ) -> StreamReader:
+        reader = StreamReader("127.0.0.1", self.port, f"{path}?{query}", headers, small_window=small_window)
         self.readers.append(reader)
         return reader
 

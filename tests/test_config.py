@@ -128,6 +128,8 @@ def _weak_rsa_pem() -> str:
         ({"JWT_PUBLIC_KEY": _weak_rsa_pem()}, "JWT_PUBLIC_KEY is an RSA key of 1024 bits"),
         ({"JWT_PUBLIC_KEY": public_pem(ec.generate_private_key(ec.SECP384R1()))}, "JWT_PUBLIC_KEY must be an RSA"),
         ({"PUBLIC_CHANNELS": "news"}, "PUBLIC_CHANNELS needs JWT_SECRET or JWT_PUBLIC_KEY"),
+        ({"JWT_AUDIENCE": "hub.example"}, "JWT_AUDIENCE needs JWT_SECRET or JWT_PUBLIC_KEY"),
+        ({"JWT_ISSUER": "https://app.example"}, "JWT_ISSUER needs JWT_SECRET or JWT_PUBLIC_KEY"),
         ({"JWT_SECRET": "s" * 32, "PUBLIC_CHANNELS": "news*x"}, "PUBLIC_CHANNELS: invalid channel pattern"),
     ],
 )

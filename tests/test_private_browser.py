@@ -33,6 +33,20 @@ LOADER_PAGE = """<!DOCTYPE html>
 </body></html>
 """
 
+COOKIE_PAGE = """<!DOCTYPE html>
+<html><head><meta charset="utf-8"><title>An app that sets the hub's cookie</title></head>
+<body>
+<script src="{hub}/loader.js"></script>
+<script>
+  window.received = [];
+  ssehub.open("/events?channel=user.42", function (source) {{
+    source.addEventListener("message", function (event) {{ window.received.push(event.data); }}, false);
+    source.onopen = function () {{ window.opened = true; }};
+  }}, {{withCredentials: true}});
+</script>
+</body></html>
+"""
+
 WIDGET_PAGE = """<!DOCTYPE html>
 <html><head><meta charset="utf-8"><title>A team room</title></head>
 <body>
@@ -52,6 +66,7 @@ class AppSite:
         self.tokens_minted = 0
         # Hand out a token that has already expired first.
         self.expired_first = False
+        self.sets_cookie = False
         self.server = WSGIServer(("127.0.0.1", 0), self.app, spawn=gevent.pool.Pool(), log=None)
         self.server.start()
         self.url = f"http://127.0.0.1:{self.server.server_port}"
@@ -63,7 +78,11 @@ class AppSite:
             body = json.dumps({"token": mint(lifetime=lifetime, **self.claims)})
             start_response("200 OK", [("Content-Type", "application/json"), ("Cache-Control", "no-store")])
             return [body.encode()]
-        start_response("200 OK", [("Content-Type", "text/html; charset=utf-8")])
+        headers = [("Content-Type", "text/html; charset=utf-8")]
+        if self.sets_cookie:
+            # For the host, so it reaches the hub on another port of it too (a sibling origin).
+            headers.append(("Set-Cookie", f"ssehub_token={mint(**self.claims)}; Path=/; HttpOnly; SameSite=Lax"))
+        start_response("200 OK", headers)
         return [self.page.format(hub=self.hub_url).encode()]
 
     def stop(self):
@@ -134,6 +153,18 @@ def test_a_token_that_had_expired_is_replaced(live, site, browsers, transport):
     hub.publish("user.42", "made it")
     browser.wait_until("window.received.length === 1", message="the event")
     assert 2 <= app_site.tokens_minted <= 3  # replaced once, not in a loop
+
+
+def test_a_sibling_origin_reads_with_the_cookie_it_set(live, site, browsers):
+    app_site = site(COOKIE_PAGE, ssehub={"subscribe": ["user.42"]})
+    app_site.sets_cookie = True
+    hub = live(jwt_secret=SECRET, allowed_origins=(app_site.url,))
+    app_site.hub_url = hub.url
+    browser = browsers()
+    browser.get(f"{app_site.url}/")
+    browser.wait_until("window.opened === true", message="the stream to open with the cookie")
+    hub.publish("user.42", "by cookie")
+    browser.wait_until("window.received.length === 1", message="the event")
 
 
 def test_the_widget_chats_as_the_name_in_its_token(live, site, browsers):

@@ -6,10 +6,13 @@ EventSource clients fetch a new token and resume exactly.
 """
 
 import base64
+import io
 import json
+import logging
 import time
 import urllib.parse
 
+import jwt
 import pytest
 import webtest
 from hypothesis import HealthCheck, given, settings
@@ -21,6 +24,7 @@ from tests.sse import parse
 from tests.tokens import SECRET, ec_key, hs256_with, mint, public_pem, rsa_key, unsigned
 
 EXPIRED = "ssehub.token-expired"
+ORIGIN = "https://app.example"
 
 
 @pytest.fixture
@@ -205,12 +209,11 @@ def test_with_no_key_every_channel_is_public_as_before(make_app):
 
 
 def test_refusals_are_readable_cross_origin(private):
-    app = private(allowed_origins=("https://app.example",))
-    response = app.get("/events?channel=user.42", headers={"Origin": "https://app.example"}, status=401)
-    assert response.headers["Access-Control-Allow-Origin"] == "https://app.example"
-    preflight = app.options(
-        "/events", headers={"Origin": "https://app.example", "Access-Control-Request-Method": "GET"}
-    )
+    app = private(allowed_origins=(ORIGIN,))
+    response = app.get("/events?channel=user.42", headers={"Origin": ORIGIN}, status=401)
+    assert response.headers["Access-Control-Allow-Origin"] == ORIGIN
+    assert response.headers["Vary"] == "Origin"
+    preflight = app.options("/events", headers={"Origin": ORIGIN, "Access-Control-Request-Method": "GET"})
     assert "Authorization" in preflight.headers["Access-Control-Allow-Headers"]
 
 
@@ -271,3 +274,38 @@ def test_any_token_sent_anywhere_is_a_clean_401_never_a_500(make_app, token, whe
     response = app.get(f"/events?{query}", headers=headers, expect_errors=True)
     assert response.status_int in (400, 401), response.body[:300]
     assert response.json["error"]
+
+
+@pytest.mark.parametrize("exp", [10**400, "NaN", "Infinity", True])
+def test_an_exp_no_clock_can_hold_is_a_401(private, exp):
+    # json.dumps writes NaN and Infinity as bare words, which PyJWT's decoder reads back.
+    claims = {"sub": "x", "ssehub": {"subscribe": ["user.42"]}, "exp": float(exp) if isinstance(exp, str) else exp}
+    token = jwt.encode(claims, SECRET, algorithm="HS256")
+    assert "exp must be a number" in refused(private(), 401, f"channel=user.42&token={token}")
+
+
+def test_a_page_of_a_listed_origin_may_send_its_cookies_but_not_with_a_star(make_app):
+    for allowed, expected in (((ORIGIN,), "true"), (("*",), None)):
+        app = webtest.TestApp(make_app(jwt_secret=SECRET, allowed_origins=allowed))
+        headers = {"Origin": ORIGIN, "Cookie": f"ssehub_token={mint(['user.42'])}"}
+        response = app.get("/events?channel=user.42&ssehub_poll=1&lastEventId=0-0", headers=headers)
+        assert response.headers.get("Access-Control-Allow-Credentials") == expected
+        preflight = app.options("/events", headers={"Origin": ORIGIN, "Access-Control-Request-Method": "GET"})
+        assert preflight.headers.get("Access-Control-Allow-Credentials") == expected
+
+
+def test_once_an_app_exists_no_logger_of_the_process_shows_a_token(make_app):
+    """Whoever configured the logger: gunicorn's access log is not ours."""
+    make_app(jwt_secret=SECRET)
+    token = mint(["user.42"])
+    written = io.StringIO()
+    foreign = logging.getLogger("another.server.access")
+    foreign.addHandler(logging.StreamHandler(written))
+    foreign.propagate = False
+    try:
+        foreign.warning('"GET /events?channel=user.42&token=%s HTTP/1.1" 200', token)
+        foreign.warning("header %s", token)
+    finally:
+        foreign.handlers.clear()
+    assert token.split(".")[1] not in written.getvalue()
+    assert written.getvalue().count("[redacted]") == 2

@@ -135,5 +135,41 @@ def test_anonymous_widget_chat_stays_as_before_on_public_chat_channels(chat_hub)
 def test_the_demo_page_posts_as_the_token_in_its_cookie(chat_hub):
     app, client = chat_hub
     client.set_cookie("ssehub_token", mint(["team.7"], ssehub={"subscribe": ["team.7"], "name": "Grace"}))
-    client.post_json("/chat/messages", {"channel": "team.7", "text": "from the demo"}, status=201)
+    same_origin = {"Origin": "http://localhost"}
+    client.post_json("/chat/messages", {"channel": "team.7", "text": "from the demo"}, headers=same_origin, status=201)
     assert json.loads(history(app, "team.7")[0])["author"] == "Grace"
+
+
+def test_on_a_public_chat_channel_a_token_that_will_not_do_is_no_token(chat_hub):
+    app, client = chat_hub
+    for stale in (mint(["*"], lifetime=-60), mint(["*"], key="v" * 40), mint(["*"], sub=None)):
+        widget_post(client, {"channel": "lobby", "author": "Guest", "text": "hi", "token": stale}, 201)
+    assert [json.loads(data)["verified"] for data in history(app, "lobby")] == [False, False, False]
+
+
+def test_a_hub_without_a_key_ignores_tokens_in_chat_as_before(make_app):
+    client = webtest.TestApp(make_app(allowed_origins=("https://site.example",)), extra_environ=FAR_AWAY)
+    widget_post(client, {"channel": "chat", "author": "Guest", "text": "hi", "token": mint(["*"])}, 201)
+
+
+def test_a_long_sub_is_shortened_to_a_name(chat_hub):
+    app, client = chat_hub
+    subject = "0b5c2a6e-8f7d-4c1e-9a3b-2d4e6f8a0c1e"  # a UUID: 36 characters
+    widget_post(client, {"channel": "team.7", "text": "hi", "token": mint(["team.7"], sub=subject)}, 201)
+    assert json.loads(history(app, "team.7")[0])["author"] == subject[:29] + "..."
+
+
+@pytest.mark.parametrize(
+    "headers, status",
+    [
+        ({}, 403),  # no sign of where it came from: refused
+        ({"Origin": "https://evil.example"}, 403),
+        ({"Sec-Fetch-Site": "cross-site"}, 403),
+        ({"Sec-Fetch-Site": "same-origin"}, 201),
+        ({"Origin": "http://localhost"}, 201),
+    ],
+)
+def test_a_demo_post_with_the_token_cookie_must_come_from_the_hubs_own_page(chat_hub, headers, status):
+    app, client = chat_hub
+    client.set_cookie("ssehub_token", mint(["team.7"], ssehub={"subscribe": ["team.7"], "name": "Grace"}))
+    client.post_json("/chat/messages", {"channel": "team.7", "text": "x"}, headers=headers, status=status)

@@ -137,3 +137,30 @@ def positions(last_event_id: str, query: str) -> dict[str, tuple[int, int]]:
     if "=" not in last_event_id:
         return {channels[0]: as_pair(last_event_id)}
     return {channel: as_pair(event_id) for channel, event_id in (part.split("=") for part in last_event_id.split(","))}
+
+
+def test_a_long_replay_stops_at_expiry_and_says_where_it_got(live):
+    """A slow client resuming from far back gets no more history once its token ran out."""
+    hub = live(jwt_secret=SECRET, history_size=5000)
+    first = hub.publish("user.42", "0")
+    for n in range(1, 4000):  # 16 MB: more than the socket buffers hold, so the replay waits for the reader
+        hub.app.broker.publish("user.42", str(n) + " " * 4000)
+    reader = hub.stream(
+        f"channel=user.42&token={expiring_token(['user.42'], 0.3)}", {"Last-Event-ID": first}, small_window=True
+    )
+    gevent.sleep(0.6)  # expired while the replay waited for the client to read
+    hub.publish("user.42", "after expiry")
+    reader.read_to_end(timeout=10)
+    expired = reader.messages[-1]
+    sent = reader.messages[:-1]
+    assert expired.type == EXPIRED and expired.last_event_id == sent[-1].last_event_id
+    assert len(sent) < 3999 and all(m.data != "after expiry" for m in sent)
+
+
+def test_a_handed_over_stream_that_stopped_reading_ends_at_expiry_not_at_the_write_timeout(live):
+    hub = live(jwt_secret=SECRET, write_timeout=60)
+    reader = hub.stream(f"channel=user.42&token={expiring_token(['user.42'], 1.0)}", small_window=True)
+    reader.read_until(lambda r: r.parser.last_event_id != "")
+    for n in range(10):  # 10 MB: more than the socket buffers hold, so a drainer waits to write
+        hub.app.broker.publish("user.42", f"{n} " + "x" * 2**20)
+    wait_for(lambda: hub.app.hub.subscriber_count == 0, timeout=5, message="the stream to end at expiry")
