@@ -13,6 +13,8 @@
   var EXPIRED_EVENT = "ssehub.token-expired";
   var BASE64URL = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
   var MAX_RETRY_MS = 60000;
+  // setTimeout keeps 32 bits: a longer delay would fire at once.
+  var MAX_TIMER_MS = 0x7fffffff;
   var CLOSED = 2;
   var sources = {};
 
@@ -138,7 +140,7 @@
           self.fresh = false;
           self.fetch();
         }
-      }, life - Math.min(life / 4, 60000));
+      }, Math.min(life - Math.min(life / 4, 60000), MAX_TIMER_MS));
     }
     var waiting = this.waiting;
     this.waiting = [];
@@ -191,9 +193,6 @@
     var currentToken = null;
     var openedAt = 0;
     var retryMs = 0;
-    // Errors since the last open: IE 8-9's XDomainRequest cannot see a 401,
-    // so there a refusal looks like a polyfill reconnecting without end.
-    var failures = 0;
 
     function start(token) {
       var url = ssehub.withParam(ssehub.hub + path, "token", token);
@@ -202,7 +201,6 @@
       }
       currentToken = token;
       openedAt = now();
-      failures = 0;
       url = lastId ? ssehub.withParam(url, "lastEventId", lastId) : url;
       ssehub.connect(url, function (source, transport) {
         current = source;
@@ -218,15 +216,10 @@
             again();
           }
         }, false);
-        source.addEventListener("open", function () {
-          failures = 0;
-        }, false);
         source.addEventListener("error", function () {
-          // Refused (401/403: closed for good, or only failing, under XDomainRequest),
-          // so this token will not do.
-          failures += 1;
-          var refused = source.readyState === CLOSED || (transport === "long-poll" && failures >= 3);
-          if (tokens && refused && source === current) {
+          // Closed for good: refused (401/403; under IE 8-9's XDomainRequest, which
+          // cannot see a status, the polyfill closes too), so this token will not do.
+          if (tokens && source.readyState === CLOSED && source === current) {
             source.close();
             tokens.spent(token);
             again();

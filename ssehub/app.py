@@ -16,7 +16,7 @@ from werkzeug.exceptions import BadRequest, Forbidden, HTTPException, InternalSe
 from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
-from . import cors, direct, log_redaction, metrics
+from . import cors, direct, expiry, log_redaction, metrics
 from .access import Access, TokenExpired
 from .brokers import Broker, BrokerUnavailable, create_broker
 from .channels import MAX_CHANNELS_PER_STREAM, check_channel
@@ -111,6 +111,7 @@ class SSEHubApp:
             response.headers.update(readable)
             return response
         options = dataclasses.replace(options, expires_at=expires_at)
+        request.environ[expiry.ENVIRON_KEY] = expires_at
         last_event_id = (
             request.headers.get("Last-Event-ID")
             or request.args.get("lastEventId")

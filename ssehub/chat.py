@@ -69,10 +69,23 @@ def check_name(raw: object) -> str:
     hidden = next((char for char in raw if unicodedata.category(char) == "Cf" or char in _BLANK_LETTERS), None)
     if hidden is not None:
         raise BadRequest(f"a name cannot contain invisible or direction-changing characters (U+{ord(hidden):04X})")
-    name = " ".join(unicodedata.normalize("NFKC", raw).split())
+    name = _normalized(raw)
     if not 1 <= len(name) <= MAX_NAME_CHARS:
         raise BadRequest(f"a name is 1-{MAX_NAME_CHARS} characters")
     return name
+
+
+def token_name(raw: str) -> str:
+    """A name a token gives (its name or sub), checked like any other but
+    shortened to fit rather than refused: its holder cannot change it."""
+    name = _normalized(raw)
+    if len(name) > MAX_NAME_CHARS:
+        name = name[: MAX_NAME_CHARS - 3] + "..."
+    return check_name(name)
+
+
+def _normalized(raw: str) -> str:
+    return " ".join(unicodedata.normalize("NFKC", raw).split())
 
 
 def check_text(raw: object) -> str:

@@ -76,7 +76,7 @@ class ChatRoutes:
         posted = chat.fields(request)
         default_channel = self._config.chat_channels[0] if self._config.chat_channels else None
         channel = self._chat_channel(posted.get("channel", default_channel))
-        author = self._token_author(channel, self._demo_token(request))
+        author = self._token_author(channel, self._demo_token(request, channel))
         if author is None:
             author = chat.name_from_cookie(request, self._secret_key)
         if author is None:
@@ -132,27 +132,27 @@ class ChatRoutes:
                 raise Forbidden(f"this token does not let you read {channel!r}, so it cannot post there")
             if grant.expired():
                 raise unauthorized("the token has expired; fetch a fresh one")
-            if grant.name is None and grant.subject is None:
+            if not (grant.name or grant.subject):
                 raise Forbidden("this token has no ssehub.name or sub to post as")
+            return chat.token_name(grant.name or grant.subject or "")
         except HTTPException:
             if public:
                 return None
             raise
-        if grant.name is not None:
-            return chat.check_name(grant.name)
-        return chat.check_name(_shortened(grant.subject or "", chat.MAX_NAME_CHARS))
 
-    def _demo_token(self, request: Request) -> str | None:
+    def _demo_token(self, request: Request, channel: str) -> str | None:
         """The token of a post from the demo page: Bearer, or the ssehub_token
         cookie, which the app sets and the hub cannot make SameSite, so a post
-        carrying it must show it comes from the hub's own page."""
+        carrying it must show it comes from the hub's own page (on a public
+        channel, one that does not posts as without it)."""
         token = bearer_token(request)
         if token is None and COOKIE in request.cookies:
             site = request.headers.get("Sec-Fetch-Site")
             origin = request.headers.get("Origin")
-            if site != "same-origin" and (origin is None or not cors.is_same_origin(request, origin)):
+            if site == "same-origin" or (origin is not None and cors.is_same_origin(request, origin)):
+                return request.cookies[COOKIE]
+            if not self._access.public.covers(channel):
                 raise Forbidden("a post with the ssehub_token cookie must come from the hub's own page")
-            token = request.cookies[COOKIE]
         return token
 
     def _post_chat(self, request: Request, author: str, channel: str, text: object, verified: bool) -> Response:
@@ -166,11 +166,6 @@ class ChatRoutes:
         except BrokerUnavailable as error:
             return broker_unavailable(error, channel)
         return json_response({"id": format_id(event_id), "channel": channel}, 201)
-
-
-def _shortened(text: str, limit: int) -> str:
-    # Three dots, not an ellipsis: the name's NFKC would make it three anyway.
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _check_same_origin(request: Request) -> None:

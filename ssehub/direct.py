@@ -181,7 +181,8 @@ class DetachedStream:
                     self.idle = True
                     return
         except OSError as error:  # includes the write timeout
-            if isinstance(error, TimeoutError) and not subscription.expired:
+            expires_at = subscription.expires_at
+            if isinstance(error, TimeoutError) and (expires_at is None or time.time() < expires_at):
                 logger.info("dropped a subscriber: a write took over %s s", self._timeout)
             self.finish()
         except Exception:

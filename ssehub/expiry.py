@@ -16,6 +16,9 @@ from . import wire
 from .cursor import EventId, format_cursor
 
 TOKEN_EXPIRED_EVENT = "ssehub.token-expired"
+# Where a stream's request tells our server when its token runs out, so that
+# no single write to a slow reader outlives it (server.TimedHandler).
+ENVIRON_KEY = "ssehub.expires_at"
 EXPIRED_RETRY_MS = 30_000
 _DATA = json.dumps({"reason": "expired"})
 

@@ -13,12 +13,19 @@ import re
 
 REDACTED = "[redacted]"
 _QUERY_TOKEN = re.compile(r"(?<=[?&;]token=)[^&\s\"'#]+", re.IGNORECASE)
-# A JWT's header is base64url JSON, so it starts with "eyJ" ('{"').
-_JWT = re.compile(r"eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*")
+# Runs of the characters a JWT is made of, each matched once: a pattern for
+# the JWT itself would rescan the rest of a long line from every "eyJ".
+_RUN = re.compile(r"[A-Za-z0-9_.-]{16,}")
 
 
 def redact(text: str) -> str:
-    return _JWT.sub(REDACTED, _QUERY_TOKEN.sub(REDACTED, text))
+    return _RUN.sub(_unless_jwt, _QUERY_TOKEN.sub(REDACTED, text))
+
+
+def _unless_jwt(run: re.Match) -> str:
+    """The run, or REDACTED when it holds a JWT (a base64url JSON header, "eyJ", and two dots)."""
+    text = run[0]
+    return REDACTED if "eyJ" in text and text.count(".") >= 2 else text
 
 
 def install() -> None:
@@ -33,7 +40,8 @@ def install() -> None:
         try:
             message = record.getMessage()
         except Exception:
-            return record  # arguments that do not fit: the handler reports that, as it would have
+            # Arguments that do not fit the message: logged as they came, redacted.
+            message = f"{record.msg} {record.args!r}"
         cleaned = redact(message)
         if cleaned != message:
             record.msg, record.args = cleaned, ()

@@ -12,13 +12,14 @@ import logging
 import resource
 import signal
 import socket
+import time
 import weakref
 
 import gevent
 import gevent.pool
 from gevent.pywsgi import WSGIServer
 
-from . import direct
+from . import direct, expiry
 from .app import SSEHubApp
 from .config import Config, ConfigError
 from .framing import StrictFramingHandler
@@ -119,6 +120,14 @@ class TimedHandler(StrictFramingHandler):
         self.socket.settimeout(self.write_timeout)
         return super().handle_one_response()
 
+    def _sendall(self, data):
+        # A stream's write never outlives its token (issue 11): a reader that
+        # takes a trickle would otherwise keep it open up to WRITE_TIMEOUT past.
+        expires_at = self.environ.get(expiry.ENVIRON_KEY) if self.environ else None
+        if expires_at is not None:
+            self.socket.settimeout(max(0.001, min(self.write_timeout, expires_at - time.time())))
+        super()._sendall(data)
+
     def log_request(self):
         if self.access_log:
             super().log_request()
@@ -134,8 +143,11 @@ class TimedHandler(StrictFramingHandler):
 
     def handle_error(self, t, v, tb):
         if issubclass(t, TimeoutError):
-            # A write that did not finish within WRITE_TIMEOUT: the client stopped reading.
-            logger.info("dropped %s: a write took over %s s", self.client_address, self.write_timeout)
+            # A write that did not finish within WRITE_TIMEOUT (the client stopped
+            # reading), or before the stream's token ran out.
+            expires_at = self.environ.get(expiry.ENVIRON_KEY) if self.environ else None
+            if expires_at is None or time.time() < expires_at:
+                logger.info("dropped %s: a write took over %s s", self.client_address, self.write_timeout)
             self.close_connection = True
             return
         super().handle_error(t, v, tb)

@@ -94,6 +94,8 @@ class TokenVerifier:
         is the caller's to check last (Grant.expired). Raises TokenError."""
         if len(token) > MAX_TOKEN_CHARS:
             raise TokenError(f"the token is longer than {MAX_TOKEN_CHARS} characters")
+        if not token.isascii():
+            raise TokenError("the token is not a JWT (header.payload.signature, base64url)")
         try:
             algorithm = jwt.get_unverified_header(token).get("alg")
         except jwt.InvalidTokenError:

@@ -67,13 +67,14 @@ class AppSite:
         # Hand out a token that has already expired first.
         self.expired_first = False
         self.sets_cookie = False
+        self.lifetime = TOKEN_LIFETIME
         self.server = WSGIServer(("127.0.0.1", 0), self.app, spawn=gevent.pool.Pool(), log=None)
         self.server.start()
         self.url = f"http://127.0.0.1:{self.server.server_port}"
 
     def app(self, environ, start_response):
         if environ["PATH_INFO"] == "/app/ssehub-token":
-            lifetime = -60 if self.expired_first and not self.tokens_minted else TOKEN_LIFETIME
+            lifetime = -60 if self.expired_first and not self.tokens_minted else self.lifetime
             self.tokens_minted += 1
             body = json.dumps({"token": mint(lifetime=lifetime, **self.claims)})
             start_response("200 OK", [("Content-Type", "application/json"), ("Cache-Control", "no-store")])
@@ -153,6 +154,21 @@ def test_a_token_that_had_expired_is_replaced(live, site, browsers, transport):
     hub.publish("user.42", "made it")
     browser.wait_until("window.received.length === 1", message="the event")
     assert 2 <= app_site.tokens_minted <= 3  # replaced once, not in a loop
+
+
+def test_a_token_that_lasts_a_month_is_not_fetched_again_at_once(live, site, browsers):
+    """A month is past what setTimeout can wait (it keeps 32 bits): capped, not fired at once."""
+    app_site = site(LOADER_PAGE, ssehub={"subscribe": ["user.42"]})
+    app_site.lifetime = 30 * 24 * 3600
+    hub = live(jwt_secret=SECRET, allowed_origins=(app_site.url,))
+    app_site.hub_url = hub.url
+    browser = browsers()
+    browser.get(f"{app_site.url}/")
+    browser.wait_until("window.opened === true", message="the stream to open")
+    hub.publish("user.42", "one")
+    browser.wait_until("window.received.length === 1", message="the event")
+    gevent.sleep(1)
+    assert (app_site.tokens_minted, browser.run("return window.connections;")) == (1, 1)
 
 
 def test_a_sibling_origin_reads_with_the_cookie_it_set(live, site, browsers):

@@ -5,6 +5,7 @@ import json
 import pytest
 import webtest
 
+from ssehub import chat
 from tests.tokens import SECRET, mint
 
 FAR_AWAY = {"REMOTE_ADDR": "203.0.113.9"}
@@ -86,6 +87,7 @@ def widget_post(client, body: dict, status: int):
 def chat_hub(make_app):
     app = make_app(
         jwt_secret=SECRET,
+        secret_key="a-chat-cookie-signing-key",
         public_channels=("lobby",),
         chat_channels=("lobby", "team.7"),
         allowed_origins=("https://site.example",),
@@ -173,3 +175,29 @@ def test_a_demo_post_with_the_token_cookie_must_come_from_the_hubs_own_page(chat
     app, client = chat_hub
     client.set_cookie("ssehub_token", mint(["team.7"], ssehub={"subscribe": ["team.7"], "name": "Grace"}))
     client.post_json("/chat/messages", {"channel": "team.7", "text": "x"}, headers=headers, status=status)
+
+
+def test_a_token_that_is_not_ascii_is_a_401_not_a_500(chat_hub):
+    _, client = chat_hub
+    body = '{"channel": "team.7", "text": "hi", "token": "eyJ\\ud800.a.b"}'
+    reply = client.post(
+        "/widget/messages", body, headers={"Origin": "https://site.example", "Content-Type": "text/plain"}, status=401
+    )
+    assert "not a JWT" in reply.json["error"]
+
+
+def test_a_long_name_is_shortened_after_normalising_it(chat_hub):
+    app, client = chat_hub
+    for name in ("A" * 40, "\ufdfa" * 3):  # U+FDFA becomes 18 characters under NFKC
+        token = mint(["team.7"], ssehub={"subscribe": ["team.7"], "name": name})
+        widget_post(client, {"channel": "team.7", "text": "hi", "token": token}, 201)
+    authors = [json.loads(data)["author"] for data in history(app, "team.7")]
+    assert authors[0] == "A" * 29 + "..." and len(authors[1]) == 32 and authors[1].endswith("...")
+
+
+def test_a_stale_token_cookie_without_origin_posts_as_without_it_on_a_public_channel(chat_hub):
+    app, client = chat_hub
+    client.set_cookie("ssehub_token", mint(["*"], lifetime=-60))
+    client.set_cookie(chat.COOKIE, chat.signed_name("Linus", app.config.secret_key.encode()))
+    client.post_json("/chat/messages", {"channel": "lobby", "text": "hi"}, status=201)
+    assert json.loads(history(app, "lobby")[0])["author"] == "Linus"
