@@ -4,8 +4,9 @@ With a token (issue 11), the author is the token's name (or sub), published as
 verified, and the token must let its holder read the channel. Without one,
 only public chat channels take posts: the demo's author comes from the
 hub-signed cookie, a widget's with its post, published as not verified
-(chat.py has the rules). Both publish through the app's one publish path. The demo page reads its channel and limits
-from /chat/settings, so they are written only here and in chat.py.
+(chat.py has the rules). Both publish through the app's one publish path.
+The demo page reads its channel and limits from /chat/settings, so they are
+written only here and in chat.py.
 """
 
 from __future__ import annotations
