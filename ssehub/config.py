@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from urllib.parse import urlsplit
 
 from .channels import check_channel, check_pattern
-from .tokens import MIN_SECRET_BYTES, public_key_algorithm
+from .tokens import MIN_SECRET_BYTES, load_public_key
 
 
 class ConfigError(ValueError):
@@ -261,7 +261,7 @@ def _jwt_public_key(env: Mapping[str, str]) -> str | None:
     # PaaS settings and .env files often hold one line: the newlines as \n.
     pem = raw.replace("\\n", "\n") + "\n"
     try:
-        public_key_algorithm(pem)
+        load_public_key(pem)
     except ValueError as error:
         raise ConfigError(f"JWT_PUBLIC_KEY {error}") from None
     return pem

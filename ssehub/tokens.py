@@ -50,8 +50,9 @@ class Grant:
         return self.expires_at is not None and time.time() >= self.expires_at
 
 
-def public_key_algorithm(pem: str) -> str:
-    """RS256 or ES256, from the PEM public key; ValueError saying what is wrong with it."""
+def load_public_key(pem: str) -> tuple[str, rsa.RSAPublicKey | ec.EllipticCurvePublicKey]:
+    """RS256 or ES256, and the key itself, from a PEM public key; ValueError
+    saying what is wrong with it."""
     try:
         key = serialization.load_pem_public_key(pem.encode())
     except ValueError:
@@ -59,9 +60,9 @@ def public_key_algorithm(pem: str) -> str:
     if isinstance(key, rsa.RSAPublicKey):
         if key.key_size < MIN_RSA_BITS:
             raise ValueError(f"is an RSA key of {key.key_size} bits; use at least {MIN_RSA_BITS}")
-        return "RS256"
+        return "RS256", key
     if isinstance(key, ec.EllipticCurvePublicKey) and isinstance(key.curve, ec.SECP256R1):
-        return "ES256"
+        return "ES256", key
     raise ValueError("must be an RSA key (RS256) or a P-256 EC key (ES256)")
 
 
@@ -75,11 +76,13 @@ class TokenVerifier:
         audience: str | None = None,
         issuer: str | None = None,
     ):
-        self._keys: dict[str, str | bytes] = {}
+        # Loaded once: PyJWT would parse a PEM text again for every token.
+        self._keys: dict[str, bytes | rsa.RSAPublicKey | ec.EllipticCurvePublicKey] = {}
         if secret:
             self._keys["HS256"] = secret.encode()
         if public_key:
-            self._keys[public_key_algorithm(public_key)] = public_key
+            algorithm, loaded = load_public_key(public_key)
+            self._keys[algorithm] = loaded
         if not self._keys:
             raise ValueError("a TokenVerifier needs a secret or a public key")
         self._audience = audience
@@ -96,14 +99,11 @@ class TokenVerifier:
             raise TokenError(f"the token is longer than {MAX_TOKEN_CHARS} characters")
         if not token.isascii():
             raise TokenError("the token is not a JWT (header.payload.signature, base64url)")
-        try:
-            algorithm = jwt.get_unverified_header(token).get("alg")
-        except jwt.InvalidTokenError:
-            raise TokenError("the token is not a JWT (header.payload.signature, base64url)") from None
-        key = self._keys.get(algorithm) if isinstance(algorithm, str) else None
-        if key is None or not isinstance(algorithm, str):
-            accepted = " or ".join(self._keys)
-            raise TokenError(f"tokens signed with {str(algorithm)[:20]!r} are refused here; sign with {accepted}")
+        if len(self._keys) == 1:
+            # PyJWT refuses any other algorithm itself; reading the header first would parse the token twice.
+            ((algorithm, key),) = self._keys.items()
+        else:
+            algorithm, key = self._key_for(token)
         try:
             claims = jwt.decode(
                 token,
@@ -114,8 +114,13 @@ class TokenVerifier:
                 leeway=LEEWAY_SECONDS,
                 options={"verify_exp": False, "verify_aud": self._audience is not None},
             )
+        except jwt.InvalidAlgorithmError:
+            self._key_for(token)  # raises, naming the token's algorithm
+            raise TokenError("the token's algorithm is refused here") from None
         except jwt.InvalidSignatureError:
             raise TokenError("the token's signature does not match this hub's key") from None
+        except jwt.DecodeError:
+            raise TokenError("the token is not a JWT (header.payload.signature, base64url)") from None
         except jwt.ImmatureSignatureError:
             raise TokenError("the token is not valid yet (its nbf or iat is in the future)") from None
         except jwt.InvalidAudienceError:
@@ -127,6 +132,18 @@ class TokenVerifier:
         except jwt.InvalidTokenError as error:
             raise TokenError(f"the token is not valid: {error}") from None
         return _grant(claims)
+
+    def _key_for(self, token: str) -> tuple[str, bytes | rsa.RSAPublicKey | ec.EllipticCurvePublicKey]:
+        """The algorithm the token's header names and the key for it; TokenError when none fits."""
+        try:
+            algorithm = jwt.get_unverified_header(token).get("alg")
+        except jwt.InvalidTokenError:
+            raise TokenError("the token is not a JWT (header.payload.signature, base64url)") from None
+        key = self._keys.get(algorithm) if isinstance(algorithm, str) else None
+        if key is None or not isinstance(algorithm, str):
+            accepted = " or ".join(self._keys)
+            raise TokenError(f"tokens signed with {str(algorithm)[:20]!r} are refused here; sign with {accepted}")
+        return algorithm, key
 
 
 def _grant(claims: dict) -> Grant:
