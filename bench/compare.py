@@ -73,8 +73,11 @@ def plan(servers: list[str], chosen: list[str]) -> list[Step]:
 
 def steps_of(workload: str, server: Server) -> list[Step]:
     """ssehub runs W2, W3, the storm and the restarts on Redis; W1, memory and
-    publishing on both brokers. The peers run what they are."""
+    publishing on both brokers; with private channels, the storm and the
+    restarts. The peers run what they are."""
     hub = server.name == "ssehub"
+    if server.name == "ssehub-private" and workload not in ("storm", "restart"):
+        return []
     if workload in ("w2", "w3"):
         run = workloads.big_fanout if workload == "w2" else workloads.many_channels
         return [Step(workload, "ssehub-redis" if hub else server.name, partial(run, server=server))]
@@ -84,14 +87,14 @@ def steps_of(workload: str, server: Server) -> list[Step]:
         if hub:
             steps.append(Step(workload, "ssehub-redis", partial(measure, server=server, use_redis=True)))
         return steps
-    if not hub:
+    if not server.name.startswith("ssehub"):
         return []
     if workload == "storm":
-        return [Step("storm", "ssehub-redis", partial(workloads.connect_storm, server=server))]
+        return [Step("storm", f"{server.name}-redis", partial(workloads.connect_storm, server=server))]
     return [
         Step(
             f"restart-{signum.name[3:].lower()}",
-            "ssehub-redis",
+            f"{server.name}-redis",
             partial(workloads.restart, server=server, signum=signum),
         )
         for signum in (signal.SIGTERM, signal.SIGKILL)

@@ -14,10 +14,11 @@ import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
-COLUMNS = ("ssehub", "ssehub-redis", "nchan", "starlette", "flask-sse")
+COLUMNS = ("ssehub", "ssehub-redis", "ssehub-private-redis", "nchan", "starlette", "flask-sse")
 HEADINGS = {
     "ssehub": "ssehub (embedded)",
     "ssehub-redis": "ssehub (Redis)",
+    "ssehub-private-redis": "ssehub (Redis, private channels)",
     "nchan": "nginx+Nchan",
     "starlette": "sse-starlette",
     "flask-sse": "flask-sse",

@@ -6,10 +6,17 @@ ssehub runs from the project's .venv; the peers from bench/.venv-peers
 
 from __future__ import annotations
 
+import base64
 import dataclasses
+import functools
+import hashlib
+import hmac
+import json
 import os
 import re
 import resource
+import secrets
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -62,7 +69,29 @@ class Server:
     files_per_stream: int = 1
 
 
-def start_ssehub(setup: Setup, port: int, use_redis: bool) -> Child:
+# "ssehub-private": every channel needs a token (issue 11), each subscriber sends one.
+PRIVATE_SECRET = secrets.token_urlsafe(32)
+
+
+def hs256_token(secret: str, claims: dict) -> str:
+    """A JWT signed with HMAC-SHA256, for the load generator's subscribers (the hub verifies it with PyJWT)."""
+
+    def part(raw: bytes) -> str:
+        return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+    header = json.dumps({"alg": "HS256", "typ": "JWT"}).encode()
+    signing_input = f"{part(header)}.{part(json.dumps(claims).encode())}"
+    signature = hmac.new(secret.encode(), signing_input.encode(), hashlib.sha256).digest()
+    return f"{signing_input}.{part(signature)}"
+
+
+def subscriber_token() -> str:
+    now = int(time.time())
+    claims = {"sub": "bench", "iat": now, "exp": now + 86_400, "ssehub": {"subscribe": ["*"]}}
+    return hs256_token(PRIVATE_SECRET, claims)
+
+
+def start_ssehub(setup: Setup, port: int, use_redis: bool, private: bool = False) -> Child:
     env = {
         **base_env(),
         "PORT": str(port),
@@ -76,7 +105,9 @@ def start_ssehub(setup: Setup, port: int, use_redis: bool) -> Child:
         env["REDIS_URL"] = setup.redis_url
     if setup.workers:
         env["WEB_CONCURRENCY"] = str(setup.workers)
-    broker = "redis" if use_redis else "memory"
+    if private:
+        env["JWT_SECRET"] = PRIVATE_SECRET
+    broker = ("private-" if private else "") + ("redis" if use_redis else "memory")
     argv = [str(setup.hub_python), str(setup.root / "service.py")]
     log = setup.run_dir / f"ssehub-{broker}-{port}.log"
     return Child("ssehub", argv, log, SERVER_CORE, env=env, cwd=setup.root)
@@ -144,6 +175,12 @@ SERVERS = {
         "ssehub",
         Endpoints("/events?channel={channel}", "/publish", JSON_PUBLISH),
         start_ssehub,
+    ),
+    # Only the storm and the restarts: what a token adds is its check on every connect.
+    "ssehub-private": Server(
+        "ssehub-private",
+        Endpoints("/events?channel={channel}&token=" + subscriber_token(), "/publish", JSON_PUBLISH),
+        functools.partial(start_ssehub, private=True),
     ),
     "nchan": Server(
         "nchan",
