@@ -1,5 +1,7 @@
 """The Redis broker end to end: selection, one connection per process, FCALL, several hubs."""
 
+import os
+
 import gevent
 import redis
 import webtest
@@ -7,6 +9,7 @@ import webtest
 from ssehub.brokers.redis import COMMAND_POOL_SIZE, RedisBroker
 from tests.conftest import wait_for
 from tests.redis_server import RedisServer, free_port
+from tests.service_process import ROOT
 
 
 def hub_clients(server):
@@ -141,3 +144,36 @@ def test_an_entry_written_around_the_function_cannot_inject_fields(live, clean_r
     resumed = server.stream("channel=news", {"Last-Event-ID": start})
     assert [(m.type, m.data) for m in resumed.take(2)] == [("message", "payload"), ("message", "after")]
     assert b"injected" not in reader.raw + resumed.raw
+
+
+def test_hubs_with_different_history_sizes_do_not_trim_each_others_channels(make_app, clean_redis):
+    """The settings travel with each publish (issue 13, item 5): the hub loaded last used to set them for all."""
+    small = make_app(redis_url=clean_redis.url, history_size=5).broker
+    large = make_app(redis_url=clean_redis.url, history_size=1000).broker
+    for n in range(30):
+        small.publish("small", f"s{n}")
+        large.publish("large", f"l{n}")
+    client = clean_redis.client()
+    assert client.xlen("ssehub:{small}") <= 5 + 1
+    assert client.xlen("ssehub:{large}") == 30
+
+
+def test_the_library_loads_as_shipped_and_direct_publishers_get_the_documented_defaults(clean_redis):
+    client = clean_redis.client()
+    with open(os.path.join(ROOT, "ssehub", "brokers", "ssehub.lua")) as library:
+        client.function_load(library.read(), replace=True)  # what redis-cli -x FUNCTION LOAD REPLACE does
+    for n in range(1200):
+        client.fcall("ssehub_publish", 1, "ssehub:{news}", f"event {n}")
+    assert 1000 <= client.xlen("ssehub:{news}") <= 1100  # HISTORY_SIZE's default, trimmed in steps of 10%
+    client.fcall("ssehub_publish", 1, "ssehub:{news}", "x" * 65536)
+    for args, message in [
+        (("x" * 65537,), "over MAX_EVENT_BYTES=65536"),
+        (("x", "", "0"), "history-size and max-event-bytes"),
+        (("x", "", "10", "1.5"), "history-size and max-event-bytes"),
+    ]:
+        try:
+            client.fcall("ssehub_publish", 1, "ssehub:{news}", *args)
+        except redis.ResponseError as error:
+            assert message in str(error)
+        else:
+            raise AssertionError(f"FCALL accepted {args}")

@@ -115,10 +115,11 @@ def test_history_trimmed_past_a_hub_during_an_outage_ends_its_streams_and_they_r
         missed = []
 
         def publish_past_the_history():
-            # Others publish before the hub is subscribed again: more than it keeps.
+            # Others publish before the hub is subscribed again: more than it keeps
+            # (with the same history size: it travels with each publish).
             direct = own_redis.client()
             for n in range(30):
-                missed.append(direct.fcall("ssehub_publish", 1, "ssehub:{news}", f"missed {n}").decode())
+                missed.append(direct.fcall("ssehub_publish", 1, "ssehub:{news}", f"missed {n}", "", 10).decode())
 
         proxy.before_subscribing("ssehub:{news}", publish_past_the_history)
         own_redis.kill()

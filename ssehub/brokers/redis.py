@@ -56,7 +56,9 @@ class RedisBroker:
         pool = redis.BlockingConnectionPool.from_url(
             url, max_connections=COMMAND_POOL_SIZE, timeout=COMMAND_TIMEOUT_SECONDS, retry=no_retry, **timeouts
         )
-        library = library_source(history_size, max_event_bytes)
+        # Sent with every publish, so hubs with other settings on this Redis do not change this hub's.
+        self._settings = (history_size, max_event_bytes)
+        library = library_source()
         self._functions = Functions(redis.Redis(connection_pool=pool), library)
         own = Functions(redis.Redis.from_url(url, retry=no_retry, **timeouts), library)
         self._reads = gevent.lock.BoundedSemaphore(CONCURRENT_READS)
@@ -74,7 +76,7 @@ class RedisBroker:
         self._listener.start(deliver, history_lost)
 
     def publish(self, channel: str, data: str, event: str | None = None) -> EventId:
-        command = ("FCALL", "ssehub_publish", 1, stream_key(channel), data, event or "")
+        command = ("FCALL", "ssehub_publish", 1, stream_key(channel), data, event or "", *self._settings)
         with unavailable_on_redis_errors():
             return parse_stream_id(self._functions.loaded(lambda: self._send_once(*command)))
 

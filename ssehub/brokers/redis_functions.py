@@ -20,15 +20,10 @@ from .redis_format import event_from_entry, parse_stream_id, stream_key
 _LUA_PATH = os.path.join(os.path.dirname(__file__), "ssehub.lua")
 
 
-def library_source(history_size: int, max_event_bytes: int) -> str:
-    """ssehub.lua with this hub's settings filled in."""
+def library_source() -> str:
+    """ssehub.lua as shipped: every hub loads the same text (its settings go with each publish)."""
     with open(_LUA_PATH) as source:
-        return (
-            source.read()
-            .replace("__HISTORY_SIZE__", str(history_size))
-            .replace("__MAX_EVENT_BYTES__", str(max_event_bytes))
-            .replace("__TRIM_SLACK__", str(max(1, history_size // 10)))
-        )
+        return source.read()
 
 
 class Functions:

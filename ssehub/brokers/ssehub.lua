@@ -2,13 +2,15 @@
 -- ssehub's Redis Functions. Every write to a channel's stream goes through
 -- here, so the history, its floor and the notification change together,
 -- atomically. Applications may call ssehub_publish directly:
---   FCALL ssehub_publish 1 ssehub:{news} "hello" [event-type]
--- The hub fills in the three settings below when it loads this.
+--   FCALL ssehub_publish 1 ssehub:{news} "hello" [event-type [history-size [max-event-bytes]]]
+-- Loaded as shipped (redis-cli -x FUNCTION LOAD REPLACE < ssehub.lua): the
+-- settings travel with each publish, so hubs with different HISTORY_SIZE
+-- never trim each other's channels (issue 13, item 5). Without them, the
+-- defaults below, which are the hub's.
 
-local HISTORY_SIZE = __HISTORY_SIZE__
-local MAX_EVENT_BYTES = __MAX_EVENT_BYTES__
--- Trim in steps, not on every publish; history holds this many more meanwhile.
-local TRIM_SLACK = __TRIM_SLACK__
+local DEFAULT_HISTORY_SIZE = 1000
+local DEFAULT_MAX_EVENT_BYTES = 65536
+local MAX_SETTING = 16777216  -- 2^24: above the highest HISTORY_SIZE and MAX_EVENT_BYTES
 local MAX_EVENT_TYPE = 256
 -- Where a client stands on a channel that has no stream (nothing published yet).
 local NOTHING_YET = '0-0'
@@ -64,8 +66,24 @@ local function create(key)
   redis.call('XSETID', key, floor_id, 'MAXDELETEDID', floor_id)
 end
 
+-- A whole number from 1 to MAX_SETTING, or nil.
+local function setting(raw, default)
+  if raw == nil or raw == '' then
+    return default
+  end
+  local value = tonumber(raw)
+  if value and value == math.floor(value) and value >= 1 and value <= MAX_SETTING then
+    return value
+  end
+end
+
 local function publish(keys, args)
   local key, data, event = keys[1], args[1], args[2] or ''
+  local history_size = setting(args[3], DEFAULT_HISTORY_SIZE)
+  local max_event_bytes = setting(args[4], DEFAULT_MAX_EVENT_BYTES)
+  if not (history_size and max_event_bytes) then
+    return redis.error_reply('ERR history-size and max-event-bytes must be whole numbers from 1 to ' .. MAX_SETTING)
+  end
   local bad_key = check_key(key)
   if bad_key then
     return redis.error_reply('ERR ' .. bad_key)
@@ -73,8 +91,8 @@ local function publish(keys, args)
   if data == nil then
     return redis.error_reply('ERR data is required: FCALL ssehub_publish 1 ssehub:{channel} data [event]')
   end
-  if #data > MAX_EVENT_BYTES then
-    return redis.error_reply('ERR data is over MAX_EVENT_BYTES=' .. MAX_EVENT_BYTES)
+  if #data > max_event_bytes then
+    return redis.error_reply('ERR data is over MAX_EVENT_BYTES=' .. max_event_bytes)
   end
   if #event > MAX_EVENT_TYPE or string.find(event, '[\r\n%z]') or string.sub(event, 1, 7) == 'ssehub.' then
     return redis.error_reply('ERR event must be at most 256 bytes, without CR, LF or NUL, not starting with ssehub.')
@@ -89,9 +107,10 @@ local function publish(keys, args)
   end
   local id = redis.call('XADD', key, '*', 'd', data, 'e', event)
   local length = redis.call('XLEN', key)
-  if length > HISTORY_SIZE + TRIM_SLACK then
-    local dropped = redis.call('XRANGE', key, '-', '+', 'COUNT', length - HISTORY_SIZE)
-    redis.call('XTRIM', key, 'MAXLEN', HISTORY_SIZE)
+  -- Trim in steps, not on every publish; history holds up to 10% more meanwhile.
+  if length > history_size + math.max(1, math.floor(history_size / 10)) then
+    local dropped = redis.call('XRANGE', key, '-', '+', 'COUNT', length - history_size)
+    redis.call('XTRIM', key, 'MAXLEN', history_size)
     redis.call('XSETID', key, id, 'MAXDELETEDID', dropped[#dropped][1])
   end
   redis.call('SPUBLISH', key, id .. '\n' .. previous .. '\n' .. event .. '\n' .. data)
