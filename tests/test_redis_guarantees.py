@@ -299,3 +299,19 @@ def test_a_notification_in_another_format_neither_stops_the_listener_nor_loses_e
     after = server.publish("news", "after")
     assert [(m.data, m.last_event_id) for m in reader.take(2)] == [("stored", stored), ("after", after)]
     assert server.app.broker._listener.connected
+
+
+def test_readyz_fails_when_the_redis_user_may_not_write_ssehub_keys(make_app, clean_redis):
+    """An ACL that allows FCALL but not the ssehub:* keys: every publish would be NOPERM (issue 13, item 6)."""
+    admin = clean_redis.client()
+    # Every command and pub/sub channel, but only other:* keys.
+    admin.acl_setuser(
+        "elsewhere", enabled=True, passwords=["+pw"], keys=["other:*"], channels=["*"], commands=["+@all"]
+    )
+    try:
+        url = clean_redis.url.replace("redis://", "redis://elsewhere:pw@")
+        client = webtest.TestApp(make_app(redis_url=url), extra_environ={"REMOTE_ADDR": "127.0.0.1"})
+        assert "NoPermissionError" in client.get("/readyz", status=503).json["error"]
+        assert client.post_json("/publish", {"channel": "news", "data": "x"}, status=503).json["published"] == []
+    finally:
+        admin.acl_deluser("elsewhere")

@@ -18,6 +18,9 @@ from . import REPLAY_PAGE_BYTES, BrokerUnavailable, Replay
 from .redis_format import event_from_entry, parse_stream_id, stream_key
 
 _LUA_PATH = os.path.join(os.path.dirname(__file__), "ssehub.lua")
+# A key the readiness probe names, never written: Redis checks the user's ACL
+# key permissions on it as on any channel's (ssehub:*).
+_PROBE_KEY = stream_key("ssehub.ready")
 
 
 def library_source() -> str:
@@ -47,9 +50,9 @@ class Functions:
         return Replay(events, bool(exact), parse_stream_id(start), bool(more))
 
     def check_writable(self) -> None:
-        """Raise BrokerUnavailable when Redis would refuse a publish (OOM, READONLY)."""
+        """Raise BrokerUnavailable when Redis would refuse a publish (OOM, READONLY, NOPERM)."""
         with unavailable_on_redis_errors():
-            self.loaded(lambda: self.client.fcall("ssehub_ready", 0))
+            self.loaded(lambda: self.client.fcall("ssehub_ready", 1, _PROBE_KEY))
 
     def loaded(self, call):
         """`call()`, loading the library first if Redis lost it; safe to repeat,

@@ -177,7 +177,8 @@ local function replay(keys, args)
 end
 
 -- Writes nothing, but Redis refuses it exactly when it would refuse a
--- publish (out of memory, a read-only replica): the readiness probe.
+-- publish (out of memory, a read-only replica, an ACL that does not let this
+-- user write the ssehub:* key it is given): the readiness probe.
 local function ready()
   return 1
 end
