@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from urllib.parse import urlsplit
 
 from .channels import check_channel, check_pattern
@@ -224,15 +224,8 @@ def _secret_key(env: Mapping[str, str]) -> str | None:
 
 
 def _chat_channels(env: Mapping[str, str]) -> tuple[str, ...]:
-    if "CHAT_CHANNELS" not in env:
-        return Config.chat_channels
-    names = tuple(name.strip() for name in env["CHAT_CHANNELS"].split(",") if name.strip())
-    for name in names:
-        try:
-            check_channel(name)
-        except ValueError as error:
-            raise ConfigError(f"CHAT_CHANNELS: {error}") from None
-    return names
+    names = _checked_list(env, "CHAT_CHANNELS", check_channel)
+    return Config.chat_channels if names is None else names
 
 
 def _origins(env: Mapping[str, str]) -> tuple[str, ...]:
@@ -268,12 +261,17 @@ def _jwt_public_key(env: Mapping[str, str]) -> str | None:
 
 
 def _public_channels(env: Mapping[str, str]) -> tuple[str, ...] | None:
-    if "PUBLIC_CHANNELS" not in env:
+    return _checked_list(env, "PUBLIC_CHANNELS", check_pattern)
+
+
+def _checked_list(env: Mapping[str, str], name: str, check: Callable[[str], str]) -> tuple[str, ...] | None:
+    """The comma-separated entries of `name`, each passed by `check`; None when it is unset."""
+    if name not in env:
         return None
-    patterns = tuple(entry.strip() for entry in env["PUBLIC_CHANNELS"].split(",") if entry.strip())
-    for pattern in patterns:
+    entries = tuple(entry.strip() for entry in env[name].split(",") if entry.strip())
+    for entry in entries:
         try:
-            check_pattern(pattern)
+            check(entry)
         except ValueError as error:
-            raise ConfigError(f"PUBLIC_CHANNELS: {error}") from None
-    return patterns
+            raise ConfigError(f"{name}: {error}") from None
+    return entries

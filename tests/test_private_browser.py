@@ -91,26 +91,31 @@ class AppSite:
 
 
 @pytest.fixture
-def site():
-    started = []
+def visit(live, browsers):
+    """Open `page` of a new app site, in a new browser, beside a hub whose
+    channels are private and which lets that site in."""
+    sites = []
 
-    def start(page, **claims):
-        started.append(AppSite(page, claims))
-        return started[-1]
+    def start(page, transport="native", hub_settings=None, claims=None, **site_settings):
+        app_site = AppSite(page, {"ssehub": claims or {"subscribe": ["user.42"]}})
+        sites.append(app_site)
+        for name, value in site_settings.items():
+            setattr(app_site, name, value)
+        hub = live(jwt_secret=SECRET, allowed_origins=(app_site.url,), **(hub_settings or {}))
+        app_site.hub_url = hub.url
+        browser = browsers(NO_EVENTSOURCE) if transport == "long-poll" else browsers()
+        browser.get(f"{app_site.url}/")
+        return app_site, hub, browser
 
     yield start
-    for running in started:
-        running.stop()
+    for app_site in sites:
+        app_site.stop()
 
 
 @pytest.mark.parametrize("transport", ["native", "long-poll"])
-def test_the_loader_receives_every_event_across_token_refreshes(live, site, browsers, transport):
+def test_the_loader_receives_every_event_across_token_refreshes(visit, transport):
     """Tokens live 5 s; 30 events published over 20 s arrive in order, once."""
-    app_site = site(LOADER_PAGE, ssehub={"subscribe": ["user.42"]})
-    hub = live(jwt_secret=SECRET, allowed_origins=(app_site.url,))
-    app_site.hub_url = hub.url
-    browser = browsers(NO_EVENTSOURCE) if transport == "long-poll" else browsers()
-    browser.get(f"{app_site.url}/")
+    app_site, hub, browser = visit(LOADER_PAGE, transport)
     browser.wait_until("window.opened === true", message="the stream to open")
     assert browser.run("return window.transport;") == transport
 
@@ -128,14 +133,10 @@ def test_the_loader_receives_every_event_across_token_refreshes(live, site, brow
     assert browser.run("return window.connections;") >= 5
 
 
-def test_an_idle_native_stream_moves_to_a_new_token_when_the_hub_says_it_expired(live, site, browsers):
+def test_an_idle_native_stream_moves_to_a_new_token_when_the_hub_says_it_expired(visit):
     """With no event yet, native EventSource does not say where it stands, so
     the hub's ssehub.token-expired (carrying the position) moves the stream."""
-    app_site = site(LOADER_PAGE, ssehub={"subscribe": ["user.42"]})
-    hub = live(jwt_secret=SECRET, allowed_origins=(app_site.url,))
-    app_site.hub_url = hub.url
-    browser = browsers()
-    browser.get(f"{app_site.url}/")
+    _, hub, browser = visit(LOADER_PAGE)
     browser.wait_until("window.connections === 2", timeout=TOKEN_LIFETIME * 3, message="a second connection")
     hub.publish("user.42", "after the move")
     browser.wait_until("window.received.length === 1", message="the event")
@@ -143,27 +144,17 @@ def test_an_idle_native_stream_moves_to_a_new_token_when_the_hub_says_it_expired
 
 
 @pytest.mark.parametrize("transport", ["native", "long-poll"])
-def test_a_token_that_had_expired_is_replaced(live, site, browsers, transport):
-    app_site = site(LOADER_PAGE, ssehub={"subscribe": ["user.42"]})
-    app_site.expired_first = True
-    hub = live(jwt_secret=SECRET, allowed_origins=(app_site.url,))
-    app_site.hub_url = hub.url
-    browser = browsers(NO_EVENTSOURCE) if transport == "long-poll" else browsers()
-    browser.get(f"{app_site.url}/")
+def test_a_token_that_had_expired_is_replaced(visit, transport):
+    app_site, hub, browser = visit(LOADER_PAGE, transport, expired_first=True)
     browser.wait_until("window.connections === 2", message="a connection with a fresh token")
     hub.publish("user.42", "made it")
     browser.wait_until("window.received.length === 1", message="the event")
     assert 2 <= app_site.tokens_minted <= 3  # replaced once, not in a loop
 
 
-def test_a_token_that_lasts_a_month_is_not_fetched_again_at_once(live, site, browsers):
+def test_a_token_that_lasts_a_month_is_not_fetched_again_at_once(visit):
     """A month is past what setTimeout can wait (it keeps 32 bits): capped, not fired at once."""
-    app_site = site(LOADER_PAGE, ssehub={"subscribe": ["user.42"]})
-    app_site.lifetime = 30 * 24 * 3600
-    hub = live(jwt_secret=SECRET, allowed_origins=(app_site.url,))
-    app_site.hub_url = hub.url
-    browser = browsers()
-    browser.get(f"{app_site.url}/")
+    app_site, hub, browser = visit(LOADER_PAGE, lifetime=30 * 24 * 3600)
     browser.wait_until("window.opened === true", message="the stream to open")
     hub.publish("user.42", "one")
     browser.wait_until("window.received.length === 1", message="the event")
@@ -171,26 +162,19 @@ def test_a_token_that_lasts_a_month_is_not_fetched_again_at_once(live, site, bro
     assert (app_site.tokens_minted, browser.run("return window.connections;")) == (1, 1)
 
 
-def test_a_sibling_origin_reads_with_the_cookie_it_set(live, site, browsers):
-    app_site = site(COOKIE_PAGE, ssehub={"subscribe": ["user.42"]})
-    app_site.sets_cookie = True
-    hub = live(jwt_secret=SECRET, allowed_origins=(app_site.url,))
-    app_site.hub_url = hub.url
-    browser = browsers()
-    browser.get(f"{app_site.url}/")
+def test_a_sibling_origin_reads_with_the_cookie_it_set(visit):
+    _, hub, browser = visit(COOKIE_PAGE, sets_cookie=True)
     browser.wait_until("window.opened === true", message="the stream to open with the cookie")
     hub.publish("user.42", "by cookie")
     browser.wait_until("window.received.length === 1", message="the event")
 
 
-def test_the_widget_chats_as_the_name_in_its_token(live, site, browsers):
-    app_site = site(WIDGET_PAGE, ssehub={"subscribe": ["team.7"], "name": "Ada Lovelace"})
-    hub = live(
-        jwt_secret=SECRET, allowed_origins=(app_site.url,), chat_channels=("team.7",), public_channels=("lobby",)
+def test_the_widget_chats_as_the_name_in_its_token(visit):
+    _, hub, browser = visit(
+        WIDGET_PAGE,
+        hub_settings={"chat_channels": ("team.7",), "public_channels": ("lobby",)},
+        claims={"subscribe": ["team.7"], "name": "Ada Lovelace"},
     )
-    app_site.hub_url = hub.url
-    browser = browsers()
-    browser.get(f"{app_site.url}/")
     host = "Array.prototype.filter.call(document.querySelectorAll('div'), function (d) { return d.shadowRoot; })[0]"
     browser.wait_until(f"{host}", message="the widget")
     root = f"{host}.shadowRoot"

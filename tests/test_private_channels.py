@@ -38,6 +38,15 @@ def private(make_app):
     return start
 
 
+def sent(token: str, where: str) -> tuple[str, dict[str, str]]:
+    """The query to add (&token=...) and the headers that present `token` in the header, cookie or query."""
+    if where == "header":
+        return "", {"Authorization": f"Bearer {token}"}
+    if where == "cookie":
+        return "", {"Cookie": f"ssehub_token={token}"}
+    return f"&token={token}", {}
+
+
 def refused(app: webtest.TestApp, status: int, query: str = "channel=user.42", **kwargs) -> str:
     """The error of a refused /events request, checked to be JSON with `status`
     (asked as a long poll from a given id, so a wrong 200 ends at once)."""
@@ -168,15 +177,8 @@ def test_a_token_within_the_leeway_still_counts(private):
 @pytest.mark.parametrize("where", ["header", "cookie", "query"])
 def test_the_token_is_read_from_the_header_the_cookie_or_the_query(live, where):
     hub = live(jwt_secret=SECRET)
-    token = mint(["user.42"])
-    query, headers = "channel=user.42", {}
-    if where == "header":
-        headers["Authorization"] = f"Bearer {token}"
-    elif where == "cookie":
-        headers["Cookie"] = f"ssehub_token={token}"
-    else:
-        query += f"&token={token}"
-    reader = hub.stream(query, headers)
+    query, headers = sent(mint(["user.42"]), where)
+    reader = hub.stream(f"channel=user.42{query}", headers)
     assert reader.status == 200
     hub.publish("user.42", "for you")
     assert reader.take(1)[0].data == "for you"
@@ -220,15 +222,8 @@ def test_refusals_are_readable_cross_origin(private):
 @pytest.mark.parametrize("where", ["header", "cookie", "query"])
 def test_an_oversized_token_is_a_clean_4xx_wherever_it_is_sent(live, where):
     hub = live(jwt_secret=SECRET)
-    huge = mint(["user.42"], padding="x" * 64 * 1024)
-    path, headers = "/events?channel=user.42", {}
-    if where == "header":
-        headers["Authorization"] = f"Bearer {huge}"
-    elif where == "cookie":
-        headers["Cookie"] = f"ssehub_token={huge}"
-    else:
-        path += f"&token={huge}"
-    status, body = hub.request_raw("GET", path, headers=headers)
+    query, headers = sent(mint(["user.42"], padding="x" * 64 * 1024), where)
+    status, body = hub.request_raw("GET", f"/events?channel=user.42{query}", headers=headers)
     expected = {"header": (400, "over 64 KB"), "cookie": (400, "over 64 KB"), "query": (414, "Authorization: Bearer")}
     assert status == expected[where][0]
     assert expected[where][1] in json.loads(body)["error"]
@@ -264,14 +259,8 @@ _tokens = st.one_of(
 @given(token=_tokens, where=st.sampled_from(["header", "cookie", "query"]))
 def test_any_token_sent_anywhere_is_a_clean_401_never_a_500(make_app, token, where):
     app = webtest.TestApp(make_app(jwt_secret=SECRET), extra_environ={"REMOTE_ADDR": "127.0.0.1"})
-    headers, query = {}, "channel=user.42"
-    if where == "header":
-        headers["Authorization"] = f"Bearer {token}"
-    elif where == "cookie":
-        headers["Cookie"] = f"ssehub_token={urllib.parse.quote(token)}"
-    else:
-        query += f"&token={urllib.parse.quote(token)}"
-    response = app.get(f"/events?{query}", headers=headers, expect_errors=True)
+    query, headers = sent(token if where == "header" else urllib.parse.quote(token), where)
+    response = app.get(f"/events?channel=user.42{query}", headers=headers, expect_errors=True)
     assert response.status_int in (400, 401), response.body[:300]
     assert response.json["error"]
 
