@@ -14,7 +14,6 @@ that chunk first, then what queued meanwhile, several events per write.
 from __future__ import annotations
 
 import logging
-import time
 import weakref
 from collections.abc import Callable
 
@@ -181,8 +180,7 @@ class DetachedStream:
                     self.idle = True
                     return
         except OSError as error:  # includes the write timeout
-            expires_at = subscription.expires_at
-            if isinstance(error, TimeoutError) and (expires_at is None or time.time() < expires_at):
+            if isinstance(error, TimeoutError) and not expiry.has_passed(subscription.expires_at):
                 logger.info("dropped a subscriber: a write took over %s s", self._timeout)
             self.finish()
         except Exception:
@@ -196,15 +194,8 @@ class DetachedStream:
             try:
                 view = view[self._socket.send(view) :]
             except BlockingIOError:
-                gevent.socket.wait_write(self._socket.fileno(), timeout=self._wait_limit(), timeout_exc=TimeoutError())
-
-    def _wait_limit(self) -> float:
-        """How long one wait to write may last: the write timeout, and never past
-        the token's expiry (a reader that takes a trickle must not outlive it)."""
-        expires_at = self._subscription.expires_at
-        if expires_at is None:
-            return self._timeout
-        return max(0.0, min(self._timeout, expires_at - time.time()))
+                wait = expiry.write_wait(self._timeout, self._subscription.expires_at)
+                gevent.socket.wait_write(self._socket.fileno(), timeout=wait, timeout_exc=TimeoutError())
 
     def _framed(self, data: bytes) -> bytes:
         return wire.chunk(data) if self._chunked and data else data

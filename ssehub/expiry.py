@@ -10,6 +10,7 @@ client reconnects with a fresh token from exactly where it was.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Mapping
 
 from . import wire
@@ -28,3 +29,17 @@ def token_expired(positions: Mapping[str, EventId] | None = None, first: str = "
     stands, `first` the channel to name first) become the event's id."""
     cursor = format_cursor(positions, first) if positions else None
     return wire.retry(EXPIRED_RETRY_MS) + wire.encode_event(_DATA, TOKEN_EXPIRED_EVENT, cursor)
+
+
+def has_passed(expires_at: float | None) -> bool:
+    """Whether a token that runs out at `expires_at` (epoch seconds; None: never) has run out."""
+    return expires_at is not None and time.time() >= expires_at
+
+
+def write_wait(timeout: float, expires_at: float | None) -> float:
+    """How long one write may wait: `timeout`, but never past the token's
+    expiry (a reader that takes a trickle must not keep a stream beyond it).
+    At least 1 ms: a socket timeout of 0 would make the socket non-blocking."""
+    if expires_at is None:
+        return timeout
+    return max(0.001, min(timeout, expires_at - time.time()))

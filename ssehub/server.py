@@ -12,7 +12,6 @@ import logging
 import resource
 import signal
 import socket
-import time
 import weakref
 
 import gevent
@@ -123,10 +122,14 @@ class TimedHandler(StrictFramingHandler):
     def _sendall(self, data):
         # A stream's write never outlives its token (issue 11): a reader that
         # takes a trickle would otherwise keep it open up to WRITE_TIMEOUT past.
-        expires_at = self.environ.get(expiry.ENVIRON_KEY) if self.environ else None
+        expires_at = self._expires_at()
         if expires_at is not None:
-            self.socket.settimeout(max(0.001, min(self.write_timeout, expires_at - time.time())))
+            self.socket.settimeout(expiry.write_wait(self.write_timeout, expires_at))
         super()._sendall(data)
+
+    def _expires_at(self) -> float | None:
+        """When the token of the stream this connection serves runs out (app.on_events says)."""
+        return self.environ.get(expiry.ENVIRON_KEY) if self.environ else None
 
     def log_request(self):
         if self.access_log:
@@ -145,8 +148,7 @@ class TimedHandler(StrictFramingHandler):
         if issubclass(t, TimeoutError):
             # A write that did not finish within WRITE_TIMEOUT (the client stopped
             # reading), or before the stream's token ran out.
-            expires_at = self.environ.get(expiry.ENVIRON_KEY) if self.environ else None
-            if expires_at is None or time.time() < expires_at:
+            if not expiry.has_passed(self._expires_at()):
                 logger.info("dropped %s: a write took over %s s", self.client_address, self.write_timeout)
             self.close_connection = True
             return

@@ -9,12 +9,12 @@ key's text, is refused before PyJWT looks at its signature (issue 11).
 from __future__ import annotations
 
 import dataclasses
-import time
 
 import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
+from . import expiry
 from .channels import ChannelPatterns, check_pattern
 
 # Clocks of the app that mints tokens and of the hub differ a little: exp and
@@ -47,7 +47,7 @@ class Grant:
     expires_at: float | None
 
     def expired(self) -> bool:
-        return self.expires_at is not None and time.time() >= self.expires_at
+        return expiry.has_passed(self.expires_at)
 
 
 def load_public_key(pem: str) -> tuple[str, rsa.RSAPublicKey | ec.EllipticCurvePublicKey]:
