@@ -90,10 +90,7 @@ class Subscription:
     def close(self) -> None:
         """Ask the stream to finish (shutdown); the client will reconnect."""
         self.closed = True
-        self.wakeup.set()
-        stream = self.stream
-        if stream is not None and stream.idle:
-            stream.end()
+        self._end_soon()
 
     def expire_at(self, when: float) -> None:
         """End the stream at `when` (epoch seconds), when its token runs out."""
@@ -104,6 +101,10 @@ class Subscription:
 
     def expire(self) -> None:
         self.expired = True
+        self._end_soon()
+
+    def _end_soon(self) -> None:
+        """Wake the stream's greenlet to end it, or end a detached stream that is not draining now."""
         self.wakeup.set()
         stream = self.stream
         if stream is not None and stream.idle:
