@@ -93,11 +93,14 @@ class SSEHubApp:
             response.headers.update(credentials)
             return response
         options = _stream_options(request, self.config)
-        headers = {**STREAM_HEADERS, **cors.cors_headers(request), **credentials}
+        # What lets the page read the answer: streams and refusals alike.
+        readable = {**cors.cors_headers(request), **credentials}
+        headers = dict(STREAM_HEADERS)
         if options.long_poll:
             # Old IE caches XHR GETs; IE 8-9's XDomainRequest needs CORS even same-origin.
             headers["Cache-Control"] = "no-store, no-cache"
-            headers.setdefault("Access-Control-Allow-Origin", "*")
+            readable.setdefault("Access-Control-Allow-Origin", "*")
+        headers.update(readable)
         try:
             channels = _requested_channels(request)
             expires_at = self.access.check(request, channels)
@@ -107,7 +110,6 @@ class SSEHubApp:
             # Readable cross-origin, so the page can tell a refusal from a network error.
             logger.info("GET /events from %s refused: %s", request.remote_addr, error.description)
             response = error_response(error)
-            readable = {name: value for name, value in headers.items() if name.startswith("Access-") or name == "Vary"}
             response.headers.update(readable)
             return response
         options = dataclasses.replace(options, expires_at=expires_at)
