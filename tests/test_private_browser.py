@@ -6,12 +6,11 @@ import json
 import time
 
 import gevent
-import gevent.pool
 import pytest
-from gevent.pywsgi import WSGIServer
 
 from tests.browser import NO_EVENTSOURCE
 from tests.conftest import wait_for
+from tests.host_site import HostSite
 from tests.tokens import SECRET, mint
 
 TOKEN_LIFETIME = 5
@@ -56,38 +55,32 @@ WIDGET_PAGE = """<!DOCTYPE html>
 """
 
 
-class AppSite:
+class AppSite(HostSite):
     """Another site's app: its page, and the endpoint that mints its users' tokens."""
 
     def __init__(self, page: str, claims: dict):
-        self.page = page
         self.claims = claims
-        self.hub_url = ""
         self.tokens_minted = 0
         # Hand out a token that has already expired first.
         self.expired_first = False
         self.sets_cookie = False
         self.lifetime = TOKEN_LIFETIME
-        self.server = WSGIServer(("127.0.0.1", 0), self.app, spawn=gevent.pool.Pool(), log=None)
-        self.server.start()
-        self.url = f"http://127.0.0.1:{self.server.server_port}"
+        super().__init__(page)
 
     def app(self, environ, start_response):
-        if environ["PATH_INFO"] == "/app/ssehub-token":
-            lifetime = -60 if self.expired_first and not self.tokens_minted else self.lifetime
-            self.tokens_minted += 1
-            body = json.dumps({"token": mint(lifetime=lifetime, **self.claims)})
-            start_response("200 OK", [("Content-Type", "application/json"), ("Cache-Control", "no-store")])
-            return [body.encode()]
-        headers = [("Content-Type", "text/html; charset=utf-8")]
-        if self.sets_cookie:
-            # For the host, so it reaches the hub on another port of it too (a sibling origin).
-            headers.append(("Set-Cookie", f"ssehub_token={mint(**self.claims)}; Path=/; HttpOnly; SameSite=Lax"))
-        start_response("200 OK", headers)
-        return [self.page.format(hub=self.hub_url).encode()]
+        if environ["PATH_INFO"] != "/app/ssehub-token":
+            return super().app(environ, start_response)
+        lifetime = -60 if self.expired_first and not self.tokens_minted else self.lifetime
+        self.tokens_minted += 1
+        body = json.dumps({"token": mint(lifetime=lifetime, **self.claims)})
+        start_response("200 OK", [("Content-Type", "application/json"), ("Cache-Control", "no-store")])
+        return [body.encode()]
 
-    def stop(self):
-        self.server.stop(timeout=1)
+    def page_headers(self) -> list[tuple[str, str]]:
+        if not self.sets_cookie:
+            return []
+        # For the host, so it reaches the hub on another port of it too (a sibling origin).
+        return [("Set-Cookie", f"ssehub_token={mint(**self.claims)}; Path=/; HttpOnly; SameSite=Lax")]
 
 
 @pytest.fixture

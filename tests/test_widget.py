@@ -6,13 +6,12 @@ import os
 import re
 import time
 
-import gevent.pool
 import pytest
-from gevent.pywsgi import WSGIServer
 
 from ssehub.brokers.memory import MemoryBroker
 from tests.browser import ARTIFACTS, NO_EVENTSOURCE
 from tests.conftest import wait_for
+from tests.host_site import HostSite
 
 HOST_PAGE = """<!DOCTYPE html>
 <html><head><meta charset="utf-8"><title>A host page</title>
@@ -45,21 +44,6 @@ for (var i = 0; i < hosts.length; i += 1) {
   }
 }
 """
-
-
-class HostSite:
-    """A page on another origin (another port) that embeds widgets of the hub."""
-
-    def __init__(self, page=HOST_PAGE):
-        self.page = page
-        self.hub_url = None
-        self.server = WSGIServer(("127.0.0.1", 0), self.app, spawn=gevent.pool.Pool(), log=None)
-        self.server.start()
-        self.url = f"http://127.0.0.1:{self.server.server_port}"
-
-    def app(self, environ, start_response):
-        start_response("200 OK", [("Content-Type", "text/html; charset=utf-8")])
-        return [self.page.format(hub=self.hub_url).encode()]
 
 
 class Recorder:
@@ -103,7 +87,7 @@ def site(live):
 
     yield start
     for host in started:
-        host.server.stop(timeout=1)
+        host.stop()
 
 
 def widget(browser, title, script, *args):
