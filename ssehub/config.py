@@ -199,10 +199,15 @@ def _redis_url(env: Mapping[str, str]) -> str | None:
 
 
 def _publish_token(env: Mapping[str, str]) -> str | None:
-    raw = env.get("PUBLISH_TOKEN", "")
-    if raw and raw != raw.strip():
-        # A token pasted with its newline would start fine and refuse every publish.
-        raise ConfigError("PUBLISH_TOKEN has leading or trailing whitespace (a newline?); remove it")
+    return _pasted_secret(env, "PUBLISH_TOKEN")
+
+
+def _pasted_secret(env: Mapping[str, str], name: str) -> str | None:
+    """A secret as given, or None; one pasted with its newline would start fine
+    and then refuse every request that uses it."""
+    raw = env.get(name, "")
+    if raw != raw.strip():
+        raise ConfigError(f"{name} has leading or trailing whitespace (a newline?); remove it")
     return raw or None
 
 
@@ -242,9 +247,7 @@ def _jwt_secret(env: Mapping[str, str]) -> str | None:
     raw = env.get("JWT_SECRET", "")
     if raw and len(raw.encode()) < MIN_SECRET_BYTES:
         raise ConfigError(f"JWT_SECRET is too short; use at least {MIN_SECRET_BYTES} random bytes")
-    if raw != raw.strip():
-        raise ConfigError("JWT_SECRET has leading or trailing whitespace (a newline?); remove it")
-    return raw or None
+    return _pasted_secret(env, "JWT_SECRET")
 
 
 def _jwt_public_key(env: Mapping[str, str]) -> str | None:
