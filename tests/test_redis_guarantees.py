@@ -132,8 +132,10 @@ def test_subscribing_replaying_and_reading_heads_of_new_channels_create_no_keys(
     assert client.keys() == [b"ssehub:{new7}"]
 
 
-def test_readyz_fails_while_redis_refuses_writes_and_recovers(make_app, clean_redis):
-    client = webtest.TestApp(make_app(redis_url=clean_redis.url), extra_environ={"REMOTE_ADDR": "127.0.0.1"})
+@pytest.mark.parametrize("mode", ["functions", "scripts"])
+def test_readyz_fails_while_redis_refuses_writes_and_recovers(make_app, clean_redis, mode):
+    url = clean_redis.url if mode == "functions" else clean_redis.url_for_user("scripts", "-function", "-fcall")
+    client = webtest.TestApp(make_app(redis_url=url), extra_environ={"REMOTE_ADDR": "127.0.0.1"})
     wait_for(lambda: client.get("/readyz", expect_errors=True).status_int == 200, message="ready")
     admin = clean_redis.client()
     try:
@@ -301,12 +303,19 @@ def test_a_notification_in_another_format_neither_stops_the_listener_nor_loses_e
     assert server.app.broker._listener.connected
 
 
-def test_readyz_fails_when_the_redis_user_may_not_write_ssehub_keys(make_app, clean_redis):
+@pytest.mark.parametrize("refused", [(), ("-function", "-fcall")], ids=["functions", "scripts"])
+def test_readyz_fails_when_the_redis_user_may_not_write_ssehub_keys(make_app, clean_redis, refused):
     """An ACL that allows FCALL but not the ssehub:* keys: every publish would be NOPERM (issue 13, item 6)."""
     admin = clean_redis.client()
     # Every command and pub/sub channel, but only other:* keys.
     admin.acl_setuser(
-        "elsewhere", enabled=True, passwords=["+pw"], keys=["other:*"], channels=["*"], commands=["+@all"]
+        "elsewhere",
+        enabled=True,
+        reset=True,
+        passwords=["+pw"],
+        keys=["other:*"],
+        channels=["*"],
+        commands=["+@all", *refused],
     )
     try:
         url = clean_redis.url.replace("redis://", "redis://elsewhere:pw@")

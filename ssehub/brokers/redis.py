@@ -16,11 +16,13 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from ..config import ConfigError
 from ..cursor import EventId
 from ..event import Event
 from . import BrokerUnavailable, PublishOutcomeUnknown, Replay
 from .redis_format import event_from_entry, parse_stream_id, stream_key
-from .redis_functions import Functions, library_source, unavailable_on_redis_errors
+from .redis_functions import Functions, unavailable_on_redis_errors
+from .redis_library import Library, RedisTooOld, library_source
 from .redis_pubsub import Listener
 
 logger = logging.getLogger(__name__)
@@ -58,7 +60,7 @@ class RedisBroker:
         )
         # Sent with every publish, so hubs with other settings on this Redis do not change this hub's.
         self._settings = (history_size, max_event_bytes)
-        library = library_source()
+        library = Library(library_source())
         self._functions = Functions(redis.Redis(connection_pool=pool), library)
         own = Functions(redis.Redis.from_url(url, retry=no_retry, **timeouts), library)
         self._reads = gevent.lock.BoundedSemaphore(CONCURRENT_READS)
@@ -73,12 +75,21 @@ class RedisBroker:
         )
 
     def start(self, deliver: Callable[[Event], None], history_lost: Callable[[str], None]) -> None:
+        """Raises ConfigError when Redis answers and is older than 7; when it
+        does not answer yet, the listener keeps trying."""
+        try:
+            self._functions.prepare()
+        except RedisTooOld as error:
+            self.close()
+            raise ConfigError(str(error)) from None
+        except BrokerUnavailable as error:
+            logger.warning("Redis is not reachable yet (%s); streams wait for it", error)
         self._listener.start(deliver, history_lost)
 
     def publish(self, channel: str, data: str, event: str | None = None) -> EventId:
-        command = ("FCALL", "ssehub_publish", 1, stream_key(channel), data, event or "", *self._settings)
+        arguments = (stream_key(channel), data, event or "", *self._settings)
         with unavailable_on_redis_errors():
-            return parse_stream_id(self._functions.loaded(lambda: self._send_once(*command)))
+            return parse_stream_id(self._functions.run(self._send_once, "ssehub_publish", *arguments))
 
     def listen(self, channel: str) -> EventId:
         # The head is read before subscribing; the listener fills in anything
@@ -137,8 +148,8 @@ class RedisBroker:
             pool.release(connection)
 
     def _on_connect(self, functions: Functions) -> None:
-        """Each (re)connection of the listener: load the library, and say once if Redis may evict history."""
-        functions.load()
+        """Each (re)connection of the listener: prepare the library, and say once if Redis may evict history."""
+        functions.prepare()
         if self._warned_about_eviction:
             return
         self._warned_about_eviction = True

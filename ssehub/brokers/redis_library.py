@@ -1,0 +1,130 @@
+"""How ssehub.lua runs on a Redis: as a Functions library, or as scripts.
+
+Managed Redis services often refuse FUNCTION LOAD (issue 13, item 4). The hub
+then uses the library an admin loaded, when it is this very text, or else
+runs each function as an EVALSHA script cut from the same file: one Lua
+source serves every mode, and Redis applies the same checks (OOM, READONLY,
+ACL keys) to a script with a shebang as to a function.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import re
+
+import redis
+
+from . import BrokerUnavailable
+
+# The first Redis with Functions and sharded pub/sub.
+MIN_REDIS_MAJOR = 7
+LIBRARY_PATH = os.path.join(os.path.dirname(__file__), "ssehub.lua")
+LIBRARY_NAME = "ssehub"
+
+# "ssehub: Redis mode: ..." after the log prefix (issue 13, item 4).
+mode_logger = logging.getLogger("ssehub")
+
+_REGISTRATION = re.compile(
+    r"^redis\.register_function(?:\('(?P<name>\w+)', (?P<callback>\w+)\)"
+    r"|\{function_name = '(?P<name2>\w+)', callback = (?P<callback2>\w+), flags = \{'no-writes'\}\})$",
+    re.MULTILINE,
+)
+
+
+class RedisTooOld(BrokerUnavailable):
+    """The Redis server lacks Functions and sharded pub/sub: it will not do, however long the hub waits."""
+
+
+class Library:
+    """ssehub.lua and the commands that run its functions in the current mode."""
+
+    def __init__(self, source: str):
+        self.source = source
+        self.read_only: set[str] = set()
+        self._scripts: dict[str, str] = {}
+        body = _REGISTRATION.sub("", source.split("\n", 1)[1])
+        for match in _REGISTRATION.finditer(source):
+            name = match["name"] or match["name2"]
+            callback = match["callback"] or match["callback2"]
+            flags = "" if match["name"] else " flags=no-writes"
+            if match["name2"]:
+                self.read_only.add(name)
+            self._scripts[name] = f"#!lua{flags}\n{body}\nreturn {callback}(KEYS, ARGV)\n"
+        self._sha = {name: hashlib.sha1(text.encode()).hexdigest() for name, text in self._scripts.items()}
+        self.as_scripts = False
+        self.mode: str | None = None  # until prepared on a connection
+
+    def command(self, name: str, key: str, *args) -> tuple:
+        """The command that runs function `name` on `key` in the current mode."""
+        read_only = name in self.read_only
+        if self.as_scripts:
+            return ("EVALSHA_RO" if read_only else "EVALSHA", self._sha[name], 1, key, *args)
+        return ("FCALL_RO" if read_only else "FCALL", name, 1, key, *args)
+
+    def instead_of_missing(self, error: redis.ResponseError, client: redis.Redis, name: str, key: str, *args):
+        """What to run after Redis answered that the function is missing, which
+        means it did not run: the script's text, or the command again once the
+        library is loaded. None when `error` is another refusal."""
+        if self.as_scripts and isinstance(error, redis.exceptions.NoScriptError):
+            return ("EVAL_RO" if name in self.read_only else "EVAL", self._scripts[name], 1, key, *args)
+        if not self.as_scripts and "Function not found" in str(error):
+            self.prepare(client)
+            return self.command(name, key, *args)
+        return None
+
+    def prepare(self, client: redis.Redis) -> None:
+        """On each connection: check the version, load the library, or choose
+        the admin's library or scripts, and say so when the mode changes."""
+        check_version(client)
+        try:
+            client.function_load(self.source, replace=True)
+        except redis.ResponseError as error:
+            refused = f"FUNCTION LOAD was refused ({error})"
+            if self._loaded_by_admin(client):
+                self._use(False, f"functions loaded by an admin, because {refused}")
+            else:
+                self._use(True, f"EVALSHA scripts, because {refused} and no admin loaded this version of ssehub.lua")
+            return
+        self._use(False, "functions (the hub loads ssehub.lua)")
+
+    def _loaded_by_admin(self, client: redis.Redis) -> bool:
+        try:
+            libraries = client.function_list(library=LIBRARY_NAME, withcode=True)
+        except redis.ResponseError:
+            return False  # FUNCTION LIST refused too: which version is loaded cannot be known
+        return any(_field(library, "library_code") == self.source for library in libraries)
+
+    def _use(self, as_scripts: bool, mode: str) -> None:
+        self.as_scripts = as_scripts
+        if mode != self.mode:
+            self.mode = mode
+            mode_logger.info("Redis mode: %s", mode)
+
+
+def library_source() -> str:
+    """ssehub.lua as shipped: every hub loads the same text (its settings go with each publish)."""
+    with open(LIBRARY_PATH) as source:
+        return source.read()
+
+
+def check_version(client: redis.Redis) -> None:
+    """Raise RedisTooOld below Redis 7; HELLO answers for any user, unlike INFO."""
+    try:
+        hello = client.execute_command("HELLO")
+    except redis.ResponseError:
+        raise RedisTooOld(f"REDIS_URL names a Redis before 6; ssehub needs Redis {MIN_REDIS_MAJOR}.0+") from None
+    version = _field(hello, "version") or "0"
+    if int(version.split(".")[0]) < MIN_REDIS_MAJOR:
+        raise RedisTooOld(
+            f"REDIS_URL names Redis {version}; ssehub needs Redis {MIN_REDIS_MAJOR}.0 or newer "
+            "(Functions and sharded pub/sub)"
+        )
+
+
+def _field(reply: list | dict, name: str) -> str | None:
+    """A field of a reply that is a map in RESP3 and a flat list in RESP2."""
+    fields = dict(zip(reply[::2], reply[1::2], strict=False)) if isinstance(reply, list) else reply
+    value = fields.get(name.encode(), fields.get(name))
+    return value.decode() if isinstance(value, bytes) else value
