@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping
 from urllib.parse import urlsplit
 
 from .channels import check_channel, check_pattern
+from .redis_url import parse_redis_url
 from .tokens import MIN_SECRET_BYTES, load_public_key
 
 
@@ -27,8 +28,14 @@ class Config:
     # Address to bind. Default 0.0.0.0 (all interfaces).
     host: str = "0.0.0.0"
     # Unset: the embedded in-memory broker (one process, history lost on
-    # restart). redis:// or rediss:// selects the Redis broker.
+    # restart). redis://, rediss:// (one Redis or a cluster's nodes) or
+    # redis+sentinel:// selects the Redis broker (redis_url.py).
     redis_url: str | None = None
+    # Where Redis has replicas, a publish is answered 201 only once a replica
+    # holds it (Redis WAIT), else 503, so a failover cannot lose it: "replica",
+    # the default. "primary" answers once the primary has it (faster, but an
+    # event the primary had not passed on is lost when a replica takes over).
+    publish_ack: str = "replica"
     # Bearer token for POST /publish. Unset: only requests made directly on
     # this machine may publish (loopback, no proxy, not from a web page of
     # another site); see publish_auth.authorize.
@@ -106,6 +113,7 @@ class Config:
             port=_int(env, "PORT", cls.port, low=1, high=65535),
             host=env.get("HOST", cls.host).strip() or cls.host,
             redis_url=_redis_url(env),
+            publish_ack=_choice(env, "PUBLISH_ACK", ("replica", "primary")),
             publish_token=_publish_token(env),
             secret_key=_secret_key(env),
             chat_channels=_chat_channels(env),
@@ -171,6 +179,14 @@ def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
     raise ConfigError(f"{name}={raw!r} is not on or off; use 1 or 0")
 
 
+def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...]) -> str:
+    """One of `choices`; the first is the default."""
+    raw = env.get(name, "").strip().lower() or choices[0]
+    if raw not in choices:
+        raise ConfigError(f"{name}={raw!r} is not one of {', '.join(choices)}")
+    return raw
+
+
 def _float(env: Mapping[str, str], name: str, default: float) -> float:
     raw = env.get(name, "").strip()
     if not raw:
@@ -188,13 +204,10 @@ def _redis_url(env: Mapping[str, str]) -> str | None:
     raw = env.get("REDIS_URL", "").strip()
     if not raw:
         return None
-    parts = urlsplit(raw)
-    if parts.scheme not in ("redis", "rediss") or not parts.hostname:
-        raise ConfigError("REDIS_URL must look like redis://host:6379/0 or rediss://host:6380/0")
     try:
-        _ = parts.port  # parsed on access
-    except ValueError:
-        raise ConfigError("REDIS_URL has a port that is not a number from 0 to 65535") from None
+        parse_redis_url(raw)
+    except ValueError as error:
+        raise ConfigError(str(error)) from None
     return raw
 
 

@@ -22,6 +22,8 @@ from ssehub.app import create_app  # noqa: E402
 from ssehub.config import Config  # noqa: E402
 from ssehub.server import wsgi_server  # noqa: E402
 from tests.browser import Driver  # noqa: E402
+from tests.redis_cluster_nodes import ClusterNodes  # noqa: E402
+from tests.redis_sentinels import SentinelSet  # noqa: E402
 from tests.redis_server import RedisServer  # noqa: E402
 from tests.sse import StreamReader  # noqa: E402
 
@@ -170,11 +172,36 @@ def redis_server(tmp_path_factory):
 
 @pytest.fixture
 def clean_redis(redis_server):
-    client = redis_server.client()
-    client.flushall()
-    client.function_flush()
-    yield redis_server
-    client.close()
+    redis_server.flush()
+    return redis_server
+
+
+@pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory):
+    """A Redis Cluster for the session: 3 primaries, 3 replicas. Tests that fail it over start their own."""
+    cluster = ClusterNodes(str(tmp_path_factory.mktemp("cluster"))).start()
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture
+def clean_cluster(redis_cluster):
+    redis_cluster.flush()
+    return redis_cluster
+
+
+@pytest.fixture(scope="session")
+def redis_sentinels(tmp_path_factory):
+    """A primary, its replica and three Sentinels for the session."""
+    sentinels = SentinelSet(str(tmp_path_factory.mktemp("sentinels"))).start()
+    yield sentinels
+    sentinels.stop()
+
+
+@pytest.fixture
+def clean_sentinels(redis_sentinels):
+    redis_sentinels.flush()
+    return redis_sentinels
 
 
 @pytest.fixture

@@ -61,6 +61,12 @@ class RedisServer:
                     raise RuntimeError(f"redis-server did not start on port {self.port}") from None
                 time.sleep(0.02)
 
+    def flush(self) -> None:
+        """Forget every key and function, as a restart without persistence does."""
+        client = self.client()
+        client.flushall()
+        client.function_flush()
+
     def client(self) -> redis.Redis:
         return redis.Redis(port=self.port, socket_timeout=5)
 

@@ -11,22 +11,30 @@ from ssehub.brokers.redis import RedisBroker
 from tests.conftest import wait_for
 
 
-@pytest.fixture(params=["memory", "redis", "redis-scripts"])
+@pytest.fixture(params=["memory", "redis", "redis-scripts", "redis-sentinel", "redis-cluster"])
 def make_broker(request):
+    """Every broker mode: embedded; one Redis with Functions or with scripts
+    only (a managed Redis); through Sentinel (a replica: publishes WAIT); a cluster."""
     brokers = []
 
     def make(history_size=1000):
         if request.param == "memory":
             broker = MemoryBroker(history_size=history_size)
         else:
-            redis_server = request.getfixturevalue("clean_redis")
-            url = redis_server.url
-            if request.param == "redis-scripts":  # a managed Redis that refuses Functions
-                url = redis_server.url_for_user("scripts", "-function", "-fcall", "-fcall_ro")
-            broker = RedisBroker(url, history_size=history_size, max_event_bytes=65536, health_seconds=0.5)
+            broker = RedisBroker(redis_url(), history_size=history_size, max_event_bytes=65536, health_seconds=0.5)
         brokers.append(broker)
         return broker
 
+    def redis_url():
+        if request.param == "redis-scripts":  # a managed Redis that refuses Functions
+            return request.getfixturevalue("clean_redis").url_for_user("scripts", "-function", "-fcall", "-fcall_ro")
+        return topology().url
+
+    def topology():
+        fixture = {"redis-sentinel": "clean_sentinels", "redis-cluster": "clean_cluster"}.get(request.param)
+        return request.getfixturevalue(fixture or "clean_redis")
+
+    make.lose_history = lambda: topology().flush()  # like a restart without persistence
     yield make
     for broker in brokers:
         broker.close()
@@ -120,7 +128,7 @@ def test_channels_have_independent_histories(make_broker):
     assert data_of(broker.replay("b", None, 10)) == ["2"]
 
 
-def test_an_id_from_a_lost_history_is_not_exact(make_broker, request):
+def test_an_id_from_a_lost_history_is_not_exact(make_broker):
     broker = make_broker()
     old = broker.publish("news", "before the history was lost")
     if isinstance(broker, MemoryBroker):
@@ -128,7 +136,7 @@ def test_an_id_from_a_lost_history_is_not_exact(make_broker, request):
         broker = MemoryBroker(history_size=10, clock=lambda: old[0] / 1000 + 1)
     else:
         wait_for(lambda: time.time() * 1000 > old[0] + 1, message="the clock to move on")
-        request.getfixturevalue("clean_redis").client().flushall()  # like a restart without persistence
+        make_broker.lose_history()
     broker.publish("news", "after")
     replay = broker.replay("news", old, limit=10)
     assert not replay.exact and data_of(replay) == ["after"]

@@ -6,6 +6,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from ssehub.config import Config, ConfigError
+from ssehub.redis_url import parse_redis_url
 from tests.tokens import ec_key, public_pem, rsa_key
 
 
@@ -13,6 +14,20 @@ def test_defaults_match_the_design():
     config = Config.from_env({})
     assert (config.port, config.host, config.history_size, config.heartbeat_seconds) == (5000, "0.0.0.0", 1000, 15.0)
     assert (config.max_event_bytes, config.redis_url, config.publish_token) == (65536, None, None)
+
+
+@pytest.mark.parametrize(
+    "url, described",
+    [
+        ("redis://127.0.0.1", "redis://127.0.0.1:6379/0"),
+        ("rediss://user:p%40ss@h1:7000,h2,[::1]:7002/0?ssl_cert_reqs=none", "rediss://h1:7000,h2:6379,[::1]:7002/0"),
+        ("redis+sentinel://:pw@s1,s2:26380/mymaster/2", "redis+sentinel://s1:26379,s2:26380/mymaster/2"),
+        ("rediss+sentinel://s1/mymaster", "rediss+sentinel://s1:26379/mymaster/0"),
+    ],
+)
+def test_every_form_of_redis_url_is_read_and_described_without_its_credentials(url, described):
+    assert Config.from_env({"REDIS_URL": url}).redis_url == url
+    assert parse_redis_url(url).describe() == described
 
 
 def test_every_setting_is_read():
@@ -35,6 +50,7 @@ def test_every_setting_is_read():
             "WRITE_TIMEOUT": "7.5",
             "MAX_STREAMS_PER_CLIENT": "0",
             "MAX_STREAMS": "500",
+            "PUBLISH_ACK": "primary",
         }
     )
     assert config == Config(
@@ -55,6 +71,7 @@ def test_every_setting_is_read():
         write_timeout=7.5,
         max_streams_per_client=0,
         max_streams=500,
+        publish_ack="primary",
     )
 
 
@@ -65,6 +82,11 @@ def test_every_setting_is_read():
         ({"HEARTBEAT_SECONDS": "0"}, "HEARTBEAT_SECONDS"),
         ({"HEARTBEAT_SECONDS": "nan"}, "HEARTBEAT_SECONDS"),
         ({"REDIS_URL": "redis://host:notaport"}, "REDIS_URL"),
+        ({"REDIS_URL": "redis://h1:6379,:6380"}, "REDIS_URL"),
+        ({"REDIS_URL": "redis+sentinel://h1:26379,h2:26379"}, "REDIS_URL"),
+        ({"REDIS_URL": "redis+sentinel://h1:26379/mymaster/zero"}, "REDIS_URL"),
+        ({"REDIS_URL": "unix:///tmp/redis.sock"}, "REDIS_URL"),
+        ({"PUBLISH_ACK": "none"}, "PUBLISH_ACK"),
         ({"ALLOWED_ORIGINS": "https://a.example/path"}, "ALLOWED_ORIGINS"),
         ({"MAX_EVENT_BYTES": "-5"}, "MAX_EVENT_BYTES"),
         ({"SECRET_KEY": "short"}, "SECRET_KEY"),

@@ -3,6 +3,7 @@ every guarantee, the start says how, and a Redis before 7 stops it."""
 
 import logging
 import os
+import shlex
 
 import pytest
 import webtest
@@ -92,3 +93,23 @@ def test_a_redis_before_7_stops_the_start_with_one_line(tmp_path):
     finally:
         service.stop()
         old.stop()
+
+
+def documented_acls():
+    with open(os.path.join(ROOT, "README.md")) as readme:
+        return [line.strip() for line in readme if line.startswith("ACL SETUSER ssehub ")]
+
+
+@pytest.mark.parametrize(
+    "acl, mode", list(zip(documented_acls(), ["functions (the hub", "EVALSHA scripts"], strict=True))
+)
+def test_the_acls_the_readme_documents_are_enough(live, clean_redis, caplog, acl, mode):
+    admin = clean_redis.client()
+    admin.execute_command(*shlex.split(acl))
+    try:
+        with caplog.at_level(logging.INFO, logger="ssehub"):
+            server = live(redis_url=clean_redis.url.replace("redis://", "redis://ssehub:change-me@"))
+            assert_publishes_and_streams(server)
+        assert modes_logged(caplog)[0].startswith(f"Redis mode: {mode}")
+    finally:
+        admin.acl_deluser("ssehub")

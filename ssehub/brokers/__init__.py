@@ -98,6 +98,7 @@ def create_broker(config: Config) -> Broker:
             history_size=config.history_size,
             max_event_bytes=config.max_event_bytes,
             health_seconds=min(5.0, max(0.5, config.heartbeat_seconds)),
+            replica_ack=config.publish_ack == "replica",
         )
     from .memory import MemoryBroker
 

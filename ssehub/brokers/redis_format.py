@@ -26,6 +26,11 @@ def channel_of(key: bytes) -> str:
     return key.decode()[len(KEY_PREFIX) + 1 : -1]
 
 
+def notification(raw_id: bytes, raw_previous: bytes, event: str | None, data: str) -> bytes:
+    """What ssehub.lua's publish announces: the id, the id before it, the type and the data."""
+    return b"\n".join((raw_id, raw_previous, (event or "").encode(), data.encode()))
+
+
 def event_from_entry(channel: str, entry_id: bytes, fields: list[bytes]) -> Event:
     values = dict(zip(fields[::2], fields[1::2], strict=False))
     return event_from_parts(channel, entry_id, values.get(b"e", b""), values.get(b"d", b""))

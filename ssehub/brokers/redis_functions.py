@@ -15,6 +15,7 @@ import redis
 
 from ..cursor import EventId, format_id
 from . import REPLAY_PAGE_BYTES, BrokerUnavailable, Replay
+from .redis_clients import Client
 from .redis_format import event_from_entry, parse_stream_id, stream_key
 from .redis_library import Library
 
@@ -26,7 +27,7 @@ T = TypeVar("T")
 
 
 class Functions:
-    def __init__(self, client: redis.Redis, library: Library):
+    def __init__(self, client: Client, library: Library):
         self.client = client
         self.library = library
 

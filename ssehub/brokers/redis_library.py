@@ -17,6 +17,7 @@ import re
 import redis
 
 from . import BrokerUnavailable
+from .redis_clients import Client
 
 # The first Redis with Functions and sharded pub/sub.
 MIN_REDIS_MAJOR = 7
@@ -63,7 +64,7 @@ class Library:
             return ("EVALSHA_RO" if read_only else "EVALSHA", self._sha[name], 1, key, *args)
         return ("FCALL_RO" if read_only else "FCALL", name, 1, key, *args)
 
-    def instead_of_missing(self, error: redis.ResponseError, client: redis.Redis, name: str, key: str, *args):
+    def instead_of_missing(self, error: redis.ResponseError, client: Client, name: str, key: str, *args):
         """What to run after Redis answered that the function is missing, which
         means it did not run: the script's text, or the command again once the
         library is loaded. None when `error` is another refusal."""
@@ -74,7 +75,7 @@ class Library:
             return self.command(name, key, *args)
         return None
 
-    def prepare(self, client: redis.Redis) -> None:
+    def prepare(self, client: Client) -> None:
         """On each connection: check the version, load the library, or choose
         the admin's library or scripts, and say so when the mode changes."""
         check_version(client)
@@ -89,12 +90,17 @@ class Library:
             return
         self._use(False, "functions (the hub loads ssehub.lua)")
 
-    def _loaded_by_admin(self, client: redis.Redis) -> bool:
+    def _loaded_by_admin(self, client: Client) -> bool:
+        """Whether every primary has this very ssehub.lua."""
         try:
-            libraries = client.function_list(library=LIBRARY_NAME, withcode=True)
+            reply = client.function_list(library=LIBRARY_NAME, withcode=True)
         except redis.ResponseError:
             return False  # FUNCTION LIST refused too: which version is loaded cannot be known
-        return any(_field(library, "library_code") == self.source for library in libraries)
+        every_primary = reply.values() if isinstance(reply, dict) else [reply]
+        return all(
+            any(reply_field(library, "library_code") == self.source for library in libraries)
+            for libraries in every_primary
+        )
 
     def _use(self, as_scripts: bool, mode: str) -> None:
         self.as_scripts = as_scripts
@@ -109,22 +115,29 @@ def library_source() -> str:
         return source.read()
 
 
-def check_version(client: redis.Redis) -> None:
-    """Raise RedisTooOld below Redis 7; HELLO answers for any user, unlike INFO."""
+def check_version(client: Client) -> None:
+    """Raise RedisTooOld below Redis 7, on any primary; HELLO answers for any user, unlike INFO."""
     try:
-        hello = client.execute_command("HELLO")
+        if isinstance(client, redis.RedisCluster):
+            hellos = [client.get_redis_connection(node).execute_command("HELLO") for node in client.get_primaries()]
+        else:
+            hellos = [client.execute_command("HELLO")]
     except redis.ResponseError:
         raise RedisTooOld(f"REDIS_URL names a Redis before 6; ssehub needs Redis {MIN_REDIS_MAJOR}.0+") from None
-    version = _field(hello, "version") or "0"
-    if int(version.split(".")[0]) < MIN_REDIS_MAJOR:
+    version = min((reply_field(hello, "version") or "0" for hello in hellos), key=_major)
+    if _major(version) < MIN_REDIS_MAJOR:
         raise RedisTooOld(
             f"REDIS_URL names Redis {version}; ssehub needs Redis {MIN_REDIS_MAJOR}.0 or newer "
             "(Functions and sharded pub/sub)"
         )
 
 
-def _field(reply: list | dict, name: str) -> str | None:
-    """A field of a reply that is a map in RESP3 and a flat list in RESP2."""
+def reply_field(reply: list | dict, name: str) -> str | None:
+    """A field of a reply (HELLO's, FUNCTION LIST's) that is a map in RESP3 and a flat list in RESP2."""
     fields = dict(zip(reply[::2], reply[1::2], strict=False)) if isinstance(reply, list) else reply
     value = fields.get(name.encode(), fields.get(name))
     return value.decode() if isinstance(value, bytes) else value
+
+
+def _major(version: str) -> int:
+    return int(version.split(".")[0])

@@ -2,7 +2,9 @@
 -- ssehub's Redis Functions. Every write to a channel's stream goes through
 -- here, so the history, its floor and the notification change together,
 -- atomically. Applications may call ssehub_publish directly:
---   FCALL ssehub_publish 1 ssehub:{news} "hello" [event-type [history-size [max-event-bytes]]]
+--   FCALL ssehub_publish 1 ssehub:{news} "hello" [event-type [history-size [max-event-bytes [notify]]]]
+-- With notify 0 it does not announce the event and returns {id, previous id}:
+-- the hub announces it only once a replica holds it (issue 13, item 3).
 -- Loaded as shipped (redis-cli -x FUNCTION LOAD REPLACE < ssehub.lua): the
 -- settings travel with each publish, so hubs with different HISTORY_SIZE
 -- never trim each other's channels (issue 13, item 5). Without them, the
@@ -81,6 +83,7 @@ local function publish(keys, args)
   local key, data, event = keys[1], args[1], args[2] or ''
   local history_size = setting(args[3], DEFAULT_HISTORY_SIZE)
   local max_event_bytes = setting(args[4], DEFAULT_MAX_EVENT_BYTES)
+  local notify = args[5] ~= '0'
   if not (history_size and max_event_bytes) then
     return redis.error_reply('ERR history-size and max-event-bytes must be whole numbers from 1 to ' .. MAX_SETTING)
   end
@@ -112,6 +115,9 @@ local function publish(keys, args)
     local dropped = redis.call('XRANGE', key, '-', '+', 'COUNT', length - history_size)
     redis.call('XTRIM', key, 'MAXLEN', history_size)
     redis.call('XSETID', key, id, 'MAXDELETEDID', dropped[#dropped][1])
+  end
+  if not notify then
+    return {id, previous}
   end
   redis.call('SPUBLISH', key, id .. '\n' .. previous .. '\n' .. event .. '\n' .. data)
   return id

@@ -1,0 +1,121 @@
+"""The Redis clients a hub process holds, for one Redis or a Sentinel service.
+
+Commands share one bounded pool; the pub/sub listener has a client of its
+own. Through Sentinel, both find the primary anew on every connection, so a
+failover is a reconnection like any other (issue 13, item 2). The listener's
+routes are trivial here: one primary owns every channel (redis_cluster.py
+has the other kind).
+"""
+
+from __future__ import annotations
+
+import redis
+import redis.sentinel
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from ..redis_url import RedisAddress
+
+# What commands are sent over: one Redis's client or a cluster's.
+Client = redis.Redis | redis.RedisCluster
+# Connections for commands, shared by every request of this process.
+COMMAND_POOL_SIZE = 16
+# A publish or replay that takes longer than this fails with 503 instead of hanging.
+COMMAND_TIMEOUT_SECONDS = 2.0
+_TIMEOUTS = {"socket_timeout": COMMAND_TIMEOUT_SECONDS, "socket_connect_timeout": COMMAND_TIMEOUT_SECONDS}
+# No retries anywhere: a write whose reply was lost may have run (issue 8,
+# item 3), and the pool already replaces connections that died while idle
+# (a Redis restart) before handing them out.
+_NO_RETRY = Retry(NoBackoff(), 0)
+
+
+class _BlockingSentinelPool(redis.sentinel.SentinelConnectionPool, redis.BlockingConnectionPool):
+    """Sentinel's discovery of the primary, with the bound and wait of a blocking pool."""
+
+
+# The listener's keep-alive subscription: no channel's key has this form.
+KEEPALIVE_KEY = "ssehub:listener"
+PRIMARY = "primary"
+
+
+class RedisClients:
+    cluster = False
+
+    def __init__(self, address: RedisAddress):
+        self.address = address
+        bounded = {"max_connections": COMMAND_POOL_SIZE, "timeout": COMMAND_TIMEOUT_SECONDS}
+        if address.sentinel:
+            self._sentinel = _sentinel(address)
+            self.commands = self._primary(_BlockingSentinelPool, **bounded)
+            self.listener = self._primary(redis.sentinel.SentinelConnectionPool)
+        else:
+            url = address.urls[0]
+            pool = redis.BlockingConnectionPool.from_url(url, retry=_NO_RETRY, **bounded, **_TIMEOUTS)
+            self.commands = redis.Redis(connection_pool=pool)
+            self.listener = redis.Redis.from_url(url, retry=_NO_RETRY, **_TIMEOUTS)
+
+    def replicas(self) -> int:
+        """How many replicas the primary has: those Sentinel knows, up or down,
+        else those connected to the primary now."""
+        if self.address.sentinel:
+            return _known_replicas(self._sentinel, self.address.service)
+        return int(self.commands.info("replication").get("connected_slaves", 0))
+
+    def pool_for(self, key: str) -> redis.ConnectionPool:
+        return self.commands.connection_pool
+
+    def stale(self) -> None:
+        """Nothing to read again: the pool reconnects (through Sentinel, to the primary now)."""
+
+    def primaries(self) -> list[tuple[redis.Redis, str]]:
+        """Each primary, with a key its slots hold, for the readiness probe."""
+        return [(self.commands, "ssehub:ready")]
+
+    # The listener's routes.
+
+    def owner(self, channel: str) -> str:
+        return PRIMARY
+
+    def pubsub_client(self, owner: str) -> redis.Redis:
+        return self.listener
+
+    def keepalive_key(self, owner: str) -> str:
+        return KEEPALIVE_KEY
+
+    def refresh(self) -> None:
+        """Nothing to look up: Sentinel is asked on every connection."""
+
+    def close(self) -> None:
+        self.listener.close()
+        self.commands.connection_pool.disconnect()
+        if self.address.sentinel:
+            self._sentinel.close()
+
+    def _primary(self, pool_class, **pool_settings) -> redis.Redis:
+        return self._sentinel.master_for(
+            self.address.service, connection_pool_class=pool_class, retry=_NO_RETRY, **pool_settings
+        )
+
+
+def _sentinel(address: RedisAddress) -> redis.sentinel.Sentinel:
+    """Sentinels reached with the URL's TLS settings; the primary and replicas
+    with its credentials, database and TLS settings as well."""
+    settings = redis.connection.parse_url(address.urls[0])
+    settings.pop("host"), settings.pop("port")
+    tls = settings.pop("connection_class", None) is not None
+    tls_settings = {key: value for key, value in settings.items() if key.startswith("ssl")}
+    return redis.sentinel.Sentinel(
+        address.hosts,
+        sentinel_kwargs={**_TIMEOUTS, **tls_settings, **({"ssl": True} if tls else {})},
+        **{**settings, **_TIMEOUTS, **({"ssl": True} if tls else {})},
+    )
+
+
+def _known_replicas(sentinel: redis.sentinel.Sentinel, service: str | None) -> int:
+    """The replicas the first Sentinel that answers knows of."""
+    for node in sentinel.sentinels:
+        try:
+            return len(node.sentinel_slaves(service))
+        except redis.ConnectionError:
+            continue
+    raise redis.ConnectionError("no Sentinel answered")
