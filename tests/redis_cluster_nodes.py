@@ -309,6 +309,23 @@ class ClusterNodes:
         wait_ping([node])
         self.wait_ok(timeout)
 
+    def move_slot_of(self, key: str, target: ClusterMember, pause: float = 1.0) -> None:
+        """Migrate the slot of `key` to the primary `target` as redis-cli --cluster reshard does
+        (IMPORTING/MIGRATING, MIGRATE its keys, SETSLOT NODE), pausing `pause` seconds after
+        the keys moved, while the source answers ASK; then wait until the cluster agrees."""
+        slot = key_slot(key.encode())
+        source = self.primary_for(key)
+        view = self.view()
+        source_id, target_id = view[source.port].node_id, view[target.port].node_id
+        target.command("CLUSTER", "SETSLOT", slot, "IMPORTING", source_id)
+        source.command("CLUSTER", "SETSLOT", slot, "MIGRATING", target_id)
+        while keys := source.command("CLUSTER", "GETKEYSINSLOT", slot, 100):
+            source.command("MIGRATE", "127.0.0.1", target.port, "", 0, 5000, "KEYS", *keys)
+        time.sleep(pause)
+        for node in (target, source):
+            node.command("CLUSTER", "SETSLOT", slot, "NODE", target_id)
+        self.wait_ok()
+
     def flush(self) -> None:
         """Forget every key and function on every primary, as a restart without persistence does."""
         for node in self.primaries():

@@ -57,3 +57,19 @@ def test_cluster_failovers_under_load_lose_no_acknowledged_event(cluster):
         assert load.publisher.unavailable > 0 and load.readiness.refusals, "the failovers were not noticed"
     finally:
         load.stop()
+
+
+@pytest.mark.timeout(120)
+def test_a_slot_moved_to_another_primary_under_load_loses_no_acknowledged_event(cluster):
+    """While its key has moved and the slot has not, the old owner answers ASK; then MOVED, and
+    its subscribers get a SUNSUBSCRIBE from Redis."""
+    load = FailoverLoad(cluster.url)
+    try:
+        load.publisher.wait_for_more(30)
+        source = cluster.primary_for("ssehub:{ch0}")
+        target = next(node for node in cluster.primaries() if node.port != source.port)
+        cluster.move_slot_of("ssehub:{ch0}", target)
+        assert cluster.primary_for("ssehub:{ch0}").port == target.port
+        load.finish()
+    finally:
+        load.stop()
