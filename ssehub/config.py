@@ -31,10 +31,11 @@ class Config:
     # restart). redis://, rediss:// (one Redis or a cluster's nodes) or
     # redis+sentinel:// selects the Redis broker (redis_url.py).
     redis_url: str | None = None
-    # Where Redis has replicas, a publish is answered 201 only once a replica
-    # holds it (Redis WAIT), else 503, so a failover cannot lose it: "replica",
-    # the default. "primary" answers once the primary has it (faster, but an
-    # event the primary had not passed on is lost when a replica takes over).
+    # Where Redis has replicas, a publish is answered 201 only once every
+    # replica that could be promoted holds it (Redis WAIT), else 503, so a
+    # failover cannot lose it: "replica", the default. "primary" answers once
+    # the primary has it (faster, but an event the primary had not passed on
+    # is lost when a replica takes over).
     publish_ack: str = "replica"
     # Bearer token for POST /publish. Unset: only requests made directly on
     # this machine may publish (loopback, no proxy, not from a web page of

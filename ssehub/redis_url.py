@@ -12,11 +12,16 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from urllib.parse import unquote, urlsplit
+from collections.abc import Callable
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from redis.connection import URL_QUERY_ARGUMENT_PARSERS
 
 _SCHEMES = {"redis": (False, False), "rediss": (False, True), "redis+sentinel": (True, False)}
 _SCHEMES["rediss+sentinel"] = (True, True)
 _HOST = re.compile(r"^(?P<host>\[[0-9A-Fa-f:.]+\]|[^:\[\],/]+)(?::(?P<port>[0-9]{1,5}))?$")
+# What redis-py's TLS connections take besides its parsed parameters.
+_TLS_PARAMETERS = {"ssl_cert_reqs", "ssl_ca_certs", "ssl_ca_path", "ssl_certfile", "ssl_keyfile", "ssl_password"}
 FORMS = (
     "redis://host:6379/0, rediss://host:6380/0, redis://host1:6379,host2:6379 (a cluster's nodes) "
     "or redis+sentinel://host1:26379,host2:26379/service-name"
@@ -66,8 +71,24 @@ def parse_redis_url(raw: str) -> RedisAddress:
         service, path = path[0], path[1:]
     if len(path) > 1 or (path and not path[0].isdigit()):
         raise ValueError(f"REDIS_URL's path must be a database number: {FORMS}")
+    _check_query(parts.query, tls)
     db = int(path[0]) if path else 0
     return RedisAddress(sentinel, tls, hosts, f"{userinfo}@" if userinfo else "", service, db, parts.query)
+
+
+def _check_query(query: str, tls: bool) -> None:
+    """Parameters redis-py takes, with values it can read: a typo must stop the start, not the first connection."""
+    for name, values in parse_qs(query, keep_blank_values=True).items():
+        if name.startswith("ssl_") and not tls:
+            raise ValueError(f"REDIS_URL's {name} needs TLS: rediss:// or rediss+sentinel://")
+        parser: Callable[[str], object] | None = URL_QUERY_ARGUMENT_PARSERS.get(name)  # type: ignore[assignment]
+        if parser is None and name not in _TLS_PARAMETERS | {"client_name"}:
+            raise ValueError(f"REDIS_URL has the parameter {name!r}, which redis-py does not take")
+        try:
+            if parser is not None:
+                parser(values[0])
+        except (TypeError, ValueError):
+            raise ValueError(f"REDIS_URL's {name}={values[0]!r} is not a value {name} takes") from None
 
 
 def _host(text: str, default_port: int) -> tuple[str, int]:

@@ -309,6 +309,16 @@ class ClusterNodes:
         wait_ping([node])
         self.wait_ok(timeout)
 
+    def restart_all(self, timeout: float = 30) -> None:
+        """Kill every node and start them all again with their nodes.conf: the
+        whole cluster down, then back (its data lost: no persistence)."""
+        for node in self.nodes:
+            node.kill()
+        for node in self.nodes:
+            self._launch(node)
+        wait_ping(self.nodes)
+        self.wait_ok(timeout)
+
     def move_slot_of(self, key: str, target: ClusterMember, pause: float = 1.0) -> None:
         """Migrate the slot of `key` to the primary `target` as redis-cli --cluster reshard does
         (IMPORTING/MIGRATING, MIGRATE its keys, SETSLOT NODE), pausing `pause` seconds after

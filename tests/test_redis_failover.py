@@ -2,11 +2,15 @@
 running throughout; every publish is a 201 or a clean 503 within seconds,
 /readyz shows the outage, and no acknowledged event is lost or repeated."""
 
+import gevent
 import pytest
 
+from tests.conftest import wait_for
 from tests.failover_load import CHANNELS, FailoverLoad
 from tests.redis_cluster_nodes import ClusterNodes
 from tests.redis_sentinels import SentinelSet
+from tests.service_process import Service
+from tests.sse import ResumingSubscriber
 
 
 @pytest.fixture
@@ -73,3 +77,61 @@ def test_a_slot_moved_to_another_primary_under_load_loses_no_acknowledged_event(
         load.finish()
     finally:
         load.stop()
+
+
+@pytest.mark.timeout(120)
+def test_a_hub_outlives_its_whole_cluster_going_down_and_one_starts_while_it_is(cluster):
+    """No node answering is no RedisError to redis-py's cluster client: it must still make a
+    503 and a later recovery, never a dead listener, a 500 or a crashed start."""
+    hub = Service({"REDIS_URL": cluster.url, "HEARTBEAT_SECONDS": "1", "RETRY_MS": "200"})
+    hub.wait_listening()
+    subscriber = ResumingSubscriber("127.0.0.1", hub.port, "/events?channel=ch0")
+    wait_for(lambda: subscriber.last_event_id, message="subscribed")
+    for node in cluster.nodes:
+        node.kill()
+    late = Service({"REDIS_URL": cluster.url, "HEARTBEAT_SECONDS": "1"})
+    try:
+        late.wait_listening()
+        for service in (hub, late):
+            wait_for(lambda service=service: service.request("GET", "/readyz")[0] == 503, message="not ready")
+            status, reply = service.request("POST", "/publish", {"channel": "ch0", "data": "lost"})
+            assert status == 503 and reply["error"], (status, reply)
+        gevent.sleep(2)  # the listener's sessions fail and try the topology again
+        cluster.restart_all()
+        for service in (hub, late):
+            wait_for(lambda service=service: service.request("GET", "/readyz")[0] == 200, timeout=30, message="ready")
+        published = [hub.publish("ch0", "after"), late.publish("ch0", "after too")]
+        wait_for(lambda: [m.last_event_id for m in subscriber.messages][-2:] == published, message="delivered")
+        for service in (hub, late):
+            assert "Traceback" not in service.output()
+    finally:
+        subscriber.stop()
+        late.stop()
+        hub.stop()
+
+
+@pytest.mark.timeout(120)
+def test_publishes_wait_for_every_replica_through_sentinel_and_a_plain_url(sentinels):
+    """A 201 needs every replica that may be promoted: with the only replica gone, publishes
+    through Sentinel and to the primary's plain URL get 503 'unknown', and /readyz says why."""
+    primary = sentinels.primary()
+    hubs = [Service({"REDIS_URL": url}) for url in (sentinels.url, primary.url)]
+    try:
+        for hub in hubs:
+            hub.wait_listening()
+            wait_for(lambda hub=hub: hub.request("GET", "/readyz")[0] == 200, message="ready")
+            hub.publish("news", "replicated")  # counts the replicas
+        replica = sentinels.replica()
+        sentinels.kill(replica)
+        for hub in hubs:
+            status, reply = hub.request("POST", "/publish", {"channel": "news", "data": "alone"})
+            assert status == 503 and "0 of 1 replicas acknowledged" in reply["error"] and "unknown" in reply
+            status, reply = hub.request("GET", "/readyz")
+            assert status == 503 and "replicas are in sync" in reply["error"]
+        sentinels.restart(replica)
+        for hub in hubs:
+            wait_for(lambda hub=hub: hub.request("GET", "/readyz")[0] == 200, message="ready again")
+            hub.publish("news", "replicated again")
+    finally:
+        for hub in hubs:
+            hub.stop()

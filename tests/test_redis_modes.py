@@ -113,3 +113,20 @@ def test_the_acls_the_readme_documents_are_enough(live, clean_redis, caplog, acl
         assert modes_logged(caplog)[0].startswith(f"Redis mode: {mode}")
     finally:
         admin.acl_deluser("ssehub")
+
+
+def test_a_library_an_older_hub_loads_meanwhile_still_publishes_and_announces_once(live, clean_sentinels):
+    """In a rolling deploy an old hub reloads its ssehub.lua, which ignores notify=0 and
+    announces the event itself, returning the id alone (issue 13 review)."""
+    server = live(redis_url=clean_sentinels.url)
+    reader = server.stream("channel=news")
+    reader.read_until(lambda r: r.parser.last_event_id)
+    with open(LIBRARY_PATH) as library:
+        current = library.read()
+    older = current.replace("local notify = args[5] ~= '0'", "local notify = true")
+    assert older != current
+    clean_sentinels.primary().client().function_load(older, replace=True)
+    ids = [server.publish("news", f"e{n}") for n in range(3)]
+    assert [(m.last_event_id, m.data) for m in reader.take(3)] == [(ids[n], f"e{n}") for n in range(3)]
+    reader.read_until(lambda r: r.raw.endswith(b":\n\n"))  # a heartbeat after them: nothing came twice
+    assert len(reader.messages) == 3

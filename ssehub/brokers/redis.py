@@ -39,8 +39,9 @@ CONCURRENT_READS = COMMAND_POOL_SIZE // 2
 # itself may take seconds to get to the confirmation, and failing then would
 # send every waiting stream back into the storm (issue 12, item 4).
 CONFIRM_SECONDS = 10.0
-# How long the readiness probe waits for a replica to be in sync.
-READY_WAIT_MS = 100
+# A replica that acknowledged the primary's stream this recently is in sync
+# (replicas acknowledge every second).
+IN_SYNC_LAG_SECONDS = 2
 # Policies under which Redis may evict keys without a TTL, such as ssehub's streams.
 EVICTING_POLICIES = ("allkeys-lru", "allkeys-lfu", "allkeys-random")
 
@@ -55,15 +56,15 @@ class RedisBroker:
         replica_ack: bool = True,
     ):
         """`replica_ack`: where the primary has replicas, a publish is
-        acknowledged only once one of them has it (issue 13, item 3)."""
+        acknowledged only once all of them have it (issue 13, item 3)."""
         self._clients = clients_for(parse_redis_url(url))
         kind = "Redis Cluster" if self._clients.cluster else "Redis"
         self.description = f"{kind} at {self._clients.address.describe()}"
         # Sent with every publish, so hubs with other settings on this Redis do not change this hub's.
         self._settings = (history_size, max_event_bytes)
         library = Library(library_source())
-        self._functions = Functions(self._clients.commands, library)
-        own = Functions(self._clients.listener, library)
+        self._functions = Functions(lambda: self._clients.commands, library)
+        own = Functions(lambda: self._clients.listener, library)
         self._writes = Writes(self._clients, self._functions, replica_ack)
         self._reads = gevent.lock.BoundedSemaphore(CONCURRENT_READS)
         self._warned_about_eviction = False
@@ -119,15 +120,16 @@ class RedisBroker:
 
     def check(self) -> None:
         """Ready when a publish to any channel would work: every primary takes
-        writes and, where publishes wait for a replica, has one in sync."""
+        writes and, where publishes wait for replicas, has them in sync."""
         try:
             with unavailable_on_redis_errors():
                 for client, key in self._clients.primaries():
                     self._functions.run(client.execute_command, "ssehub_ready", key)
-                    if self._writes.replicas_to_wait_for() and not client.execute_command("WAIT", 1, READY_WAIT_MS):
+                    needed = self._writes.replicas_to_wait_for(key)
+                    if needed and replicas_in_sync(client.info("replication")) < needed:
                         raise BrokerUnavailable(
-                            "no replica is in sync with a primary: its publishes get 503 until one is "
-                            "(PUBLISH_ACK=primary accepts the primary alone)"
+                            f"fewer than {needed} replicas are in sync with a primary: its publishes get 503 "
+                            "until they are (PUBLISH_ACK=primary accepts the primary alone)"
                         )
         except BrokerUnavailable:
             self._clients.stale()
@@ -159,3 +161,9 @@ class RedisBroker:
 
 def _flat(fields: dict[bytes, bytes]) -> list[bytes]:
     return [item for pair in fields.items() for item in pair]
+
+
+def replicas_in_sync(replication: dict) -> int:
+    """From INFO replication: replicas online that acknowledged within IN_SYNC_LAG_SECONDS."""
+    replicas = [value for name, value in replication.items() if name.startswith("slave") and isinstance(value, dict)]
+    return sum(1 for r in replicas if r.get("state") == "online" and int(r.get("lag", 99)) <= IN_SYNC_LAG_SECONDS)

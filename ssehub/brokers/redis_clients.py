@@ -9,12 +9,15 @@ has the other kind).
 
 from __future__ import annotations
 
+import time
+
 import redis
 import redis.sentinel
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from ..redis_url import RedisAddress
+from . import BrokerUnavailable
 
 # What commands are sent over: one Redis's client or a cluster's.
 Client = redis.Redis | redis.RedisCluster
@@ -38,11 +41,22 @@ KEEPALIVE_KEY = "ssehub:listener"
 PRIMARY = "primary"
 
 
+# A hub that started while its one cluster node did not answer took it for one Redis.
+NOT_ONE_REDIS = (
+    "REDIS_URL names a node of a Redis Cluster that did not answer when the hub started, so the hub took it "
+    "for a single Redis: restart the hub (or name several nodes)"
+)
+# How often the replicas are counted again.
+REPLICAS_CHECK_SECONDS = 5.0
+
+
 class RedisClients:
     cluster = False
 
     def __init__(self, address: RedisAddress):
         self.address = address
+        self._replicas: int | None = None
+        self._replicas_checked = -REPLICAS_CHECK_SECONDS
         bounded = {"max_connections": COMMAND_POOL_SIZE, "timeout": COMMAND_TIMEOUT_SECONDS}
         if address.sentinel:
             self._sentinel = _sentinel(address)
@@ -54,18 +68,40 @@ class RedisClients:
             self.commands = redis.Redis(connection_pool=pool)
             self.listener = redis.Redis.from_url(url, retry=_NO_RETRY, **_TIMEOUTS)
 
-    def replicas(self) -> int:
-        """How many replicas the primary has: those Sentinel knows, up or down,
-        else those connected to the primary now."""
-        if self.address.sentinel:
-            return _known_replicas(self._sentinel, self.address.service)
-        return int(self.commands.info("replication").get("connected_slaves", 0))
+    def replicas_needed(self, key: str) -> int:
+        """Replicas that must hold a publish: every one Sentinel knows, up or
+        down (any of them may be promoted); with a plain URL, the most that were
+        ever connected to the primary at once, so one that goes away is waited
+        for, not forgotten. Looked up every few seconds; raises BrokerUnavailable
+        when they cannot be counted (better no publish than an unprotected one)."""
+        now = time.monotonic()
+        if now - self._replicas_checked > REPLICAS_CHECK_SECONDS:
+            try:
+                if self.address.sentinel:
+                    self._replicas = _known_replicas(self._sentinel, self.address.service)
+                else:
+                    connected = int(self.commands.info("replication").get("connected_slaves", 0))
+                    self._replicas = max(self._replicas or 0, connected)
+            except (redis.RedisError, OSError) as error:
+                if self._replicas is None:
+                    raise BrokerUnavailable(
+                        f"could not count the replicas ({type(error).__name__}: {error}); the user needs +info "
+                        "(or set PUBLISH_ACK=primary)"
+                    ) from None
+            self._replicas_checked = now
+        return self._replicas or 0
 
     def pool_for(self, key: str) -> redis.ConnectionPool:
         return self.commands.connection_pool
 
     def stale(self) -> None:
         """Nothing to read again: the pool reconnects (through Sentinel, to the primary now)."""
+
+    def moved(self) -> None:
+        raise BrokerUnavailable(NOT_ONE_REDIS)
+
+    def pool_at(self, host: str, port: int) -> redis.ConnectionPool:
+        raise BrokerUnavailable(NOT_ONE_REDIS)
 
     def primaries(self) -> list[tuple[redis.Redis, str]]:
         """Each primary, with a key its slots hold, for the readiness probe."""
@@ -105,7 +141,7 @@ def _sentinel(address: RedisAddress) -> redis.sentinel.Sentinel:
     tls = settings.pop("connection_class", None) is not None
     tls_settings = {key: value for key, value in settings.items() if key.startswith("ssl")}
     return redis.sentinel.Sentinel(
-        address.hosts,
+        [(unbracketed(host), port) for host, port in address.hosts],
         sentinel_kwargs={**_TIMEOUTS, **tls_settings, **({"ssl": True} if tls else {})},
         **{**settings, **_TIMEOUTS, **({"ssl": True} if tls else {})},
     )
@@ -116,6 +152,11 @@ def _known_replicas(sentinel: redis.sentinel.Sentinel, service: str | None) -> i
     for node in sentinel.sentinels:
         try:
             return len(node.sentinel_slaves(service))
-        except redis.ConnectionError:
+        except (redis.ConnectionError, redis.TimeoutError):
             continue
     raise redis.ConnectionError("no Sentinel answered")
+
+
+def unbracketed(host: str) -> str:
+    """An IPv6 literal as sockets take it: [::1] → ::1."""
+    return host[1:-1] if host.startswith("[") else host

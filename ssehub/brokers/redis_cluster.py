@@ -1,9 +1,10 @@
 """The Redis clients of a hub on a Redis Cluster (issue 13, item 1).
 
-redis-py's RedisCluster routes commands by key and follows MOVED and ASK;
-each primary gets a bounded pool. Publishes are sent on the key's owner's
-pool directly (never resent by a client library), and the listener's routes
-send each channel to the primary that owns its slot now.
+redis-py's RedisCluster keeps the map of slots and a bounded pool per
+primary. Publishes are sent on the key's owner's pool directly (never resent
+by a client library), and the listener's routes send each channel to the
+primary that owns its slot now. The clients are made on first use, so a hub
+started while no node answers serves, not ready, until one does.
 """
 
 from __future__ import annotations
@@ -16,14 +17,18 @@ from redis.cluster import ClusterNode, RedisCluster
 from redis.crc import key_slot
 
 from ..redis_url import RedisAddress
-from .redis_clients import _TIMEOUTS, COMMAND_POOL_SIZE, COMMAND_TIMEOUT_SECONDS, RedisClients
+from . import BrokerUnavailable
+from .redis_clients import _TIMEOUTS, COMMAND_POOL_SIZE, COMMAND_TIMEOUT_SECONDS, RedisClients, unbracketed
 from .redis_format import stream_key
+from .redis_functions import unavailable_on_redis_errors
 from .redis_library import reply_field
 
 # A stale map of slots is read again at most this often (each failing publish asks).
 REFRESH_SECONDS = 0.5
-# How long the replicas of each primary are remembered before CLUSTER NODES is asked again.
-REPLICAS_CACHE_SECONDS = 5.0
+# The listener reads history one channel at a time per primary.
+LISTENER_POOL_SIZE = 4
+# How long each primary's replicas are remembered before CLUSTER NODES is asked again.
+REPLICAS_CHECK_SECONDS = 5.0
 
 
 class ClusterClients:
@@ -31,40 +36,43 @@ class ClusterClients:
 
     def __init__(self, address: RedisAddress):
         self.address = address
-        self.commands = _cluster(address)
+        self._commands: RedisCluster | None = None
         # The listener's own, so it never waits on a pool that resuming streams drained.
-        self.listener = _cluster(address)
+        self._listener: RedisCluster | None = None
         self._keys: dict[tuple[str, int], str] = {}
         self._refreshed = time.monotonic()
+        self._replicas: dict[str, int] = {}
+        self._replicas_checked = -REPLICAS_CHECK_SECONDS
 
-    def replicas(self) -> int:
-        """Replicas that any primary has, failed ones included (CLUSTER NODES
-        lists them): the cluster was built with replicas, so each shard must
-        have one in sync to acknowledge a publish."""
-        nodes = self.commands.cluster_nodes()
-        return sum(
-            1
-            for node in nodes.values()
-            if str(node["flags"]).split(",")[0] in ("slave", "replica") or ",slave" in str(node["flags"])
-        )
+    @property
+    def commands(self) -> RedisCluster:
+        if self._commands is None:
+            self._commands = _cluster(self.address, COMMAND_POOL_SIZE)
+        return self._commands
+
+    @property
+    def listener(self) -> RedisCluster:
+        if self._listener is None:
+            self._listener = _cluster(self.address, LISTENER_POOL_SIZE)
+        return self._listener
+
+    def replicas_needed(self, key: str) -> int:
+        """Replicas that must hold a publish to `key`: every replica of its
+        primary that CLUSTER NODES lists, failed ones included, and at least
+        one where any primary has replicas (a shard whose replica was just
+        promoted has none left, and must not take writes alone)."""
+        now = time.monotonic()
+        if now - self._replicas_checked > REPLICAS_CHECK_SECONDS:
+            with unavailable_on_redis_errors():
+                self._replicas = _replicas_by_primary(self.commands.cluster_nodes())
+            self._replicas_checked = now
+        owner = self.commands.get_node_from_key(key).name
+        return max(self._replicas.get(owner, 0), 1 if any(self._replicas.values()) else 0)
 
     def pool_for(self, key: str) -> redis.ConnectionPool:
-        node = self.commands.get_node_from_key(key)
-        return self.commands.get_redis_connection(node).connection_pool
-
-    def moved(self) -> None:
-        """A publish was answered MOVED: read the slots again before the next try."""
-        self.commands.nodes_manager.initialize()
-        self._refreshed = time.monotonic()
-
-    def stale(self) -> None:
-        """A primary did not answer: it may have been replaced, so read the slots
-        again (at most every REFRESH_SECONDS), for the next publish to find its successor."""
-        if time.monotonic() - self._refreshed > REFRESH_SECONDS:
-            try:
-                self.moved()
-            except (redis.RedisError, OSError):
-                self._refreshed = time.monotonic()  # no node answered: try again later
+        with unavailable_on_redis_errors():
+            node = self.commands.get_node_from_key(key)
+            return self.commands.get_redis_connection(node).connection_pool
 
     def pool_at(self, host: str, port: int) -> redis.ConnectionPool:
         """The pool of the node an ASK redirection names."""
@@ -73,44 +81,63 @@ class ClusterClients:
             self.moved()
             node = self.commands.get_node(host, port)
         if node is None:
-            raise redis.ConnectionError(f"ASK named {host}:{port}, which is not a node of the cluster")
+            raise BrokerUnavailable(f"ASK named {host}:{port}, which is not a node of the cluster")
         return self.commands.get_redis_connection(node).connection_pool
+
+    def moved(self) -> None:
+        """A publish was answered MOVED: read the slots again before the next try."""
+        self._refreshed = time.monotonic()
+        with unavailable_on_redis_errors():
+            self.commands.nodes_manager.initialize(disconnect_startup_nodes_pools=False)
+
+    def stale(self) -> None:
+        """A primary did not answer: it may have been replaced, so read the slots
+        again (at most every REFRESH_SECONDS), for the next publish to find its successor."""
+        if time.monotonic() - self._refreshed > REFRESH_SECONDS:
+            try:
+                self.moved()
+            except BrokerUnavailable:
+                pass  # no node answered: the next failure tries again
 
     def primaries(self) -> list[tuple[redis.Redis, str]]:
         """Each primary, with a key of one of its slots, for the readiness probe."""
-        return [
-            (self.commands.get_redis_connection(node), self._key_of(node.name, "ssehub:ready"))
-            for node in self.commands.get_primaries()
-        ]
+        with unavailable_on_redis_errors():
+            return [
+                (self.commands.get_redis_connection(node), self._key_of(self.commands, node.name, "ssehub:ready"))
+                for node in self.commands.get_primaries()
+            ]
 
     def close(self) -> None:
-        self.commands.close()
-        self.listener.close()
+        for client in (self._commands, self._listener):
+            if client is not None:
+                client.close()
 
     # The listener's routes.
 
     def owner(self, channel: str) -> str:
-        manager = self.listener.nodes_manager
-        return manager.get_node_from_slot(key_slot(stream_key(channel).encode())).name
+        with unavailable_on_redis_errors():
+            return self.listener.nodes_manager.get_node_from_slot(key_slot(stream_key(channel).encode())).name
 
     def pubsub_client(self, owner: str) -> redis.Redis:
-        node = self.listener.get_node(node_name=owner)
-        if node is None:
-            raise redis.ConnectionError(f"{owner} is no longer a node of the cluster")
-        return self.listener.get_redis_connection(node)
+        with unavailable_on_redis_errors():
+            node = self.listener.get_node(node_name=owner)
+            if node is None:
+                raise BrokerUnavailable(f"{owner} is no longer a node of the cluster")
+            return self.listener.get_redis_connection(node)
 
     def keepalive_key(self, owner: str) -> str:
-        return self._key_of(owner, "ssehub:listener")
+        return self._key_of(self.listener, owner, "ssehub:listener")
 
     def refresh(self) -> None:
-        self.listener.nodes_manager.initialize()
+        with unavailable_on_redis_errors():
+            self.listener.nodes_manager.initialize(disconnect_startup_nodes_pools=False)
 
-    def _key_of(self, owner: str, prefix: str) -> str:
+    def _key_of(self, client: RedisCluster, owner: str, prefix: str) -> str:
         """A key `prefix`:N in the first slot `owner` holds; no channel's key has that form."""
-        slots = self.listener.nodes_manager.slots_cache
+        slots = client.nodes_manager.slots_cache
         slot = next((slot for slot, nodes in sorted(slots.items()) if nodes and nodes[0].name == owner), None)
         if slot is None:
-            raise redis.ConnectionError(f"{owner} holds no slot now")
+            raise BrokerUnavailable(f"{owner} holds no slot now")
         if (prefix, slot) not in self._keys:
             self._keys[prefix, slot] = next(
                 key for n in itertools.count() if key_slot((key := f"{prefix}:{n}").encode()) == slot
@@ -118,17 +145,29 @@ class ClusterClients:
         return self._keys[prefix, slot]
 
 
-def _cluster(address: RedisAddress) -> RedisCluster:
+def _replicas_by_primary(nodes: dict) -> dict[str, int]:
+    """From CLUSTER NODES (by address): each primary's address and how many replicas it lists."""
+    address_of = {node["node_id"]: address for address, node in nodes.items()}
+    counts: dict[str, int] = {}
+    for node in nodes.values():
+        if "slave" in str(node["flags"]).split(",") and node["master_id"] in address_of:
+            primary = address_of[node["master_id"]]
+            counts[primary] = counts.get(primary, 0) + 1
+    return counts
+
+
+def _cluster(address: RedisAddress, pool_size: int) -> RedisCluster:
     """A cluster client from every node the URL names (any one answering will do)."""
-    return RedisCluster(
-        url=address.urls[0],
-        startup_nodes=[ClusterNode(host, port) for host, port in address.hosts[1:]],
-        connection_pool_class=redis.BlockingConnectionPool,
-        max_connections=COMMAND_POOL_SIZE,
-        timeout=COMMAND_TIMEOUT_SECONDS,
-        socket_timeout=COMMAND_TIMEOUT_SECONDS,
-        socket_connect_timeout=COMMAND_TIMEOUT_SECONDS,
-    )
+    with unavailable_on_redis_errors():
+        return RedisCluster(
+            url=address.urls[0],
+            startup_nodes=[ClusterNode(unbracketed(host), port) for host, port in address.hosts[1:]],
+            connection_pool_class=redis.BlockingConnectionPool,
+            max_connections=pool_size,
+            timeout=COMMAND_TIMEOUT_SECONDS,
+            socket_timeout=COMMAND_TIMEOUT_SECONDS,
+            socket_connect_timeout=COMMAND_TIMEOUT_SECONDS,
+        )
 
 
 def clients_for(address: RedisAddress) -> RedisClients | ClusterClients:
@@ -140,7 +179,8 @@ def clients_for(address: RedisAddress) -> RedisClients | ClusterClients:
 
 def is_cluster(address: RedisAddress) -> bool:
     """Whether the first node that answers says it is in cluster mode; with
-    none answering, whether the URL names several nodes."""
+    none answering, whether the URL names several nodes (a single node of a
+    cluster is found out when it answers: see redis_library.check_mode)."""
     for url in address.urls:
         try:
             with redis.Redis.from_url(url, **_TIMEOUTS) as client:

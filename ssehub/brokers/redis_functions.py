@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator
 from typing import TypeVar
 
 import redis
+from redis.exceptions import RedisClusterException
 
 from ..cursor import EventId, format_id
 from . import REPLAY_PAGE_BYTES, BrokerUnavailable, Replay
@@ -27,9 +28,15 @@ T = TypeVar("T")
 
 
 class Functions:
-    def __init__(self, client: Client, library: Library):
-        self.client = client
+    def __init__(self, client: Callable[[], Client], library: Library):
+        """`client()`: the client to call over, made on first use (a cluster's is)."""
+        self._client = client
         self.library = library
+
+    @property
+    def client(self) -> Client:
+        with unavailable_on_redis_errors():
+            return self._client()
 
     def prepare(self) -> None:
         """Load the library, or choose how to run it; Redis loses it on a restart without persistence."""
@@ -70,7 +77,8 @@ class Functions:
 
 @contextlib.contextmanager
 def unavailable_on_redis_errors() -> Iterator[None]:
+    """Redis's errors, and a cluster client's when no node answers, as BrokerUnavailable."""
     try:
         yield
-    except redis.RedisError as error:
+    except (redis.RedisError, RedisClusterException) as error:
         raise BrokerUnavailable.because(error) from None

@@ -17,7 +17,7 @@ import re
 import redis
 
 from . import BrokerUnavailable
-from .redis_clients import Client
+from .redis_clients import NOT_ONE_REDIS, Client
 
 # The first Redis with Functions and sharded pub/sub.
 MIN_REDIS_MAJOR = 7
@@ -76,31 +76,46 @@ class Library:
         return None
 
     def prepare(self, client: Client) -> None:
-        """On each connection: check the version, load the library, or choose
-        the admin's library or scripts, and say so when the mode changes."""
-        check_version(client)
-        try:
-            client.function_load(self.source, replace=True)
-        except redis.ResponseError as error:
-            refused = f"FUNCTION LOAD was refused ({error})"
-            if self._loaded_by_admin(client):
-                self._use(False, f"functions loaded by an admin, because {refused}")
-            else:
-                self._use(True, f"EVALSHA scripts, because {refused} and no admin loaded this version of ssehub.lua")
-            return
-        self._use(False, "functions (the hub loads ssehub.lua)")
+        """On each connection: check each primary, load the library there, or
+        choose the admin's library or scripts, and say so when the mode
+        changes. Primaries that do not answer are skipped (they get the library
+        when a publish there finds it missing), unless none answers."""
+        cluster = isinstance(client, redis.RedisCluster)
+        if isinstance(client, redis.RedisCluster):
+            nodes = [client.get_redis_connection(node) for node in client.get_primaries()]
+        else:
+            nodes = [client]
+        modes, unreachable = [], None
+        for node in nodes:
+            try:
+                modes.append(self._prepare_node(node, cluster))
+            except (redis.ConnectionError, redis.TimeoutError) as error:
+                unreachable = error
+        if not modes:
+            raise BrokerUnavailable.because(unreachable or redis.ConnectionError("no primary"))
+        as_scripts, mode = max(modes)  # scripts wherever any primary needs them
+        self._use(as_scripts, mode)
 
-    def _loaded_by_admin(self, client: Client) -> bool:
-        """Whether every primary has this very ssehub.lua."""
+    def _prepare_node(self, node: redis.Redis, cluster: bool) -> tuple[bool, str]:
+        check_server(node, cluster)
         try:
-            reply = client.function_list(library=LIBRARY_NAME, withcode=True)
+            node.function_load(self.source, replace=True)
+        except redis.ResponseError as error:
+            if not _refused(error):
+                raise  # out of memory, read-only, loading: not ready, and not a mode
+            refused = f"FUNCTION LOAD was refused ({error})"
+            if self._loaded_by_admin(node):
+                return False, f"functions loaded by an admin, because {refused}"
+            return True, f"EVALSHA scripts, because {refused} and no admin loaded this version of ssehub.lua"
+        return False, "functions (the hub loads ssehub.lua)"
+
+    def _loaded_by_admin(self, node: redis.Redis) -> bool:
+        """Whether `node` has this very ssehub.lua."""
+        try:
+            libraries = node.function_list(library=LIBRARY_NAME, withcode=True)
         except redis.ResponseError:
             return False  # FUNCTION LIST refused too: which version is loaded cannot be known
-        every_primary = reply.values() if isinstance(reply, dict) else [reply]
-        return all(
-            any(reply_field(library, "library_code") == self.source for library in libraries)
-            for libraries in every_primary
-        )
+        return any(reply_field(library, "library_code") == self.source for library in libraries)
 
     def _use(self, as_scripts: bool, mode: str) -> None:
         self.as_scripts = as_scripts
@@ -115,21 +130,29 @@ def library_source() -> str:
         return source.read()
 
 
-def check_version(client: Client) -> None:
-    """Raise RedisTooOld below Redis 7, on any primary; HELLO answers for any user, unlike INFO."""
+def check_server(node: redis.Redis, cluster: bool) -> None:
+    """Raise RedisTooOld below Redis 7, and BrokerUnavailable for a cluster's node
+    taken for a single Redis; HELLO answers for any user, unlike INFO."""
     try:
-        if isinstance(client, redis.RedisCluster):
-            hellos = [client.get_redis_connection(node).execute_command("HELLO") for node in client.get_primaries()]
-        else:
-            hellos = [client.execute_command("HELLO")]
-    except redis.ResponseError:
-        raise RedisTooOld(f"REDIS_URL names a Redis before 6; ssehub needs Redis {MIN_REDIS_MAJOR}.0+") from None
-    version = min((reply_field(hello, "version") or "0" for hello in hellos), key=_major)
-    if _major(version) < MIN_REDIS_MAJOR:
+        hello = node.execute_command("HELLO")
+    except redis.ResponseError as error:
+        if "unknown command" in str(error).lower():
+            raise RedisTooOld(f"REDIS_URL names a Redis before 6; ssehub needs Redis {MIN_REDIS_MAJOR}.0+") from None
+        raise
+    version = reply_field(hello, "version") or "0"
+    if int(version.split(".")[0]) < MIN_REDIS_MAJOR:
         raise RedisTooOld(
             f"REDIS_URL names Redis {version}; ssehub needs Redis {MIN_REDIS_MAJOR}.0 or newer "
             "(Functions and sharded pub/sub)"
         )
+    if reply_field(hello, "mode") == "cluster" and not cluster:
+        raise BrokerUnavailable(NOT_ONE_REDIS)
+
+
+def _refused(error: redis.ResponseError) -> bool:
+    """FUNCTION LOAD forbidden for this user or on this service, as opposed to failing now."""
+    text = str(error).lower()
+    return isinstance(error, redis.exceptions.NoPermissionError) or "unknown" in text or "not allowed" in text
 
 
 def reply_field(reply: list | dict, name: str) -> str | None:
@@ -137,7 +160,3 @@ def reply_field(reply: list | dict, name: str) -> str | None:
     fields = dict(zip(reply[::2], reply[1::2], strict=False)) if isinstance(reply, list) else reply
     value = fields.get(name.encode(), fields.get(name))
     return value.decode() if isinstance(value, bytes) else value
-
-
-def _major(version: str) -> int:
-    return int(version.split(".")[0])

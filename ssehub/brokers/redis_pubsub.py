@@ -121,20 +121,26 @@ class Listener:
             del self._shards[shard.owner]
         return False
 
-    def rehome(self, channels: list[str]) -> None:
-        """Move `channels` to their owners now (a failover, a slot moved)."""
+    def rehome(self, channels: list[str], resubscribe: bool = False) -> None:
+        """Move `channels` to their owners now (a failover, a slot moved);
+        `resubscribe` those whose owner is unchanged (Redis unsubscribed them,
+        and the map of slots may not show the move yet)."""
         try:
             self.routes.refresh()
-        except (redis.RedisError, OSError) as error:
-            logger.debug("could not refresh the cluster's slots: %s", error)
-            return
-        for channel in channels:
-            owner = self.routes.owner(channel)
+            owners = {channel: self.routes.owner(channel) for channel in channels}
+        except BrokerUnavailable as error:
+            logger.debug("could not read the cluster's slots: %s", error)
+            return  # the shard's next session tries again
+        for channel, owner in owners.items():
             for name, shard in list(self._shards.items()):
-                if name != owner and channel in shard.channels:
+                if channel not in shard.channels:
+                    continue
+                if name != owner:
                     shard.remove(channel, quietly=True)
                     if channel in self._positions:
                         self._shard(owner).add(channel)
+                elif resubscribe:
+                    shard.resubscribe(channel)
 
     def confirmed(self, channels: list[str], fill: bool) -> None:
         """Redis confirmed `channels`: fill what was missed (merged by id), then wake their waiters."""
@@ -161,8 +167,11 @@ class Listener:
 
     def _shard(self, owner: str) -> Shard:
         shard = self._shards.get(owner)
-        if shard is None:
-            shard = self._shards[owner] = Shard(self, owner)
+        if shard is None or shard.dead:
+            replacement = self._shards[owner] = Shard(self, owner)
+            for channel in shard.channels if shard else ():
+                replacement.add(channel)
+            shard = replacement
         return shard
 
     def _receive(self, event: Event, raw_previous: bytes) -> None:

@@ -48,6 +48,14 @@ class Shard:
             self.channels.add(channel)
             self._pending.append(("ssubscribe", channel))
 
+    def resubscribe(self, channel: str) -> None:
+        if channel in self.channels:
+            self._pending.append(("ssubscribe", channel))
+
+    @property
+    def dead(self) -> bool:
+        return self._greenlet.dead
+
     def remove(self, channel: str, quietly: bool = False) -> None:
         """Stop listening to `channel` here; `quietly` when its slot has moved
         away, so this primary would answer the unsubscription with an error."""
@@ -72,8 +80,11 @@ class Shard:
                 # A bug must not leave every stream open and silent: start over.
                 logger.exception("Redis pub/sub listener failed; reconnecting")
                 failure = error
-            if not self.listener.lost(self, str(BrokerUnavailable.because(failure))):
-                return  # its channels went to other primaries
+            try:
+                if not self.listener.lost(self, str(BrokerUnavailable.because(failure))):
+                    return  # its channels went to other primaries
+            except Exception:
+                logger.exception("Redis pub/sub listener failed to move its channels; reconnecting")
             if time.monotonic() - started > BACKOFF_MAX_SECONDS:
                 attempt = 0  # it had been up a while: retry promptly
             level = logging.WARNING if attempt == 0 else logging.DEBUG
@@ -130,6 +141,6 @@ class Shard:
             channel = channel_of(name)
             if channel in self.channels:
                 # Not asked for: the slot moved to another primary, which takes it over.
-                self.listener.rehome([channel])
+                self.listener.rehome([channel], resubscribe=True)
         elif kind == "smessage" and name != keepalive:
             self.listener.notified(name, message["data"])

@@ -2,17 +2,18 @@
 
 Never resent by a client library: a write whose reply was lost may have run
 (issue 8, item 3). MOVED and ASK answers mean it did not run, so it follows
-them. Where the primary has replicas, it WAITs for one to hold the event and
-only then announces it, so no subscriber sees an event a failover could lose
-(issue 13, item 3).
+them. Where the primary has replicas, it WAITs for every one (any of them may
+be promoted) and only then announces the event, so a publish answered 201
+survives a failover, and announcements carry only such events (issue 13, item 3).
 """
 
 from __future__ import annotations
 
 import logging
-import time
+from collections.abc import Callable
 
 import redis
+from redis.exceptions import RedisClusterException
 
 from . import BrokerUnavailable, PublishOutcomeUnknown
 from .redis_format import notification
@@ -20,11 +21,8 @@ from .redis_functions import Functions
 
 logger = logging.getLogger(__name__)
 
-# How long a publish waits for a replica to acknowledge it (Redis WAIT).
+# How long a publish waits for the replicas to acknowledge it (Redis WAIT).
 REPLICA_WAIT_MS = 1000
-WAIT = ("WAIT", 1, REPLICA_WAIT_MS)
-# How often the number of replicas is looked up again.
-REPLICAS_CHECK_SECONDS = 5.0
 # Redirections followed before a publish gives up with 503 (a cluster resharding).
 MAX_REDIRECTIONS = 3
 # Errors after which a command may or may not have reached Redis.
@@ -37,40 +35,37 @@ class Writes:
         self._clients = clients
         self._functions = functions
         self._replica_ack = replica_ack
-        self._replicas = False
-        self._replicas_checked = -REPLICAS_CHECK_SECONDS
 
     def publish(self, key: str, data: str, event: str | None, settings: tuple[int, int]) -> bytes:
-        """The new entry's raw id; raises redis errors, or PublishOutcomeUnknown."""
-        wait = self.replicas_to_wait_for()
-        arguments = (key, data, event or "", *settings, *(("0",) if wait else ()))
-        reply = self._functions.run(lambda *command: self._send(key, command, wait), "ssehub_publish", *arguments)
-        if not wait:
-            return reply
+        """The new entry's raw id; raises redis errors, BrokerUnavailable, or PublishOutcomeUnknown."""
+        replicas = self.replicas_to_wait_for(key)
+        arguments = (key, data, event or "", *settings, *(("0",) if replicas else ()))
+
+        def send(*command):
+            return self._send(key, command, replicas, lambda reply: notification(reply[0], reply[1], event, data))
+
+        reply = self._functions.run(send, "ssehub_publish", *arguments)
+        if not isinstance(reply, list):
+            return reply  # announced by Redis (or by a library of an older hub, which ignores notify)
         raw_id, raw_previous = reply
-        try:
-            self._functions.client.execute_command("SPUBLISH", key, notification(raw_id, raw_previous, event, data))
-        except redis.RedisError as error:
-            # Stored and replicated: listeners get it with the next event or reconnection.
-            logger.warning("event %s on %s is stored but its announcement failed: %s", raw_id, key, error)
         return raw_id
 
-    def replicas_to_wait_for(self) -> bool:
-        """Whether the primary has replicas (looked up every few seconds) that a publish must wait for."""
-        now = time.monotonic()
-        if self._replica_ack and now - self._replicas_checked > REPLICAS_CHECK_SECONDS:
-            self._replicas_checked = now
-            try:
-                self._replicas = self._clients.replicas() > 0
-            except redis.RedisError as error:
-                logger.debug("could not count the replicas (%s); still %s", error, self._replicas)
-        return self._replica_ack and self._replicas
+    def replicas_to_wait_for(self, key: str) -> int:
+        return self._clients.replicas_needed(key) if self._replica_ack else 0
 
-    def _send(self, key: str, command: tuple, wait: bool):
+    def _send(self, key: str, command: tuple, replicas: int, payload: Callable[[list], bytes]):
+        """`payload(reply)`: the notification of an event stored with notify 0."""
         pool, asking = self._clients.pool_for(key), False
         for _ in range(MAX_REDIRECTIONS):
             try:
-                return _send_once(pool, command, wait, asking)
+                connection = pool.get_connection()
+                try:
+                    reply = _run_once(connection, command, replicas, asking)
+                    if isinstance(reply, list):
+                        self._announce(connection, key, payload(reply))
+                    return reply
+                finally:
+                    pool.release(connection)
             except redis.exceptions.MovedError:
                 self._clients.moved()
                 pool, asking = self._clients.pool_for(key), False
@@ -81,38 +76,62 @@ class Writes:
                 raise
         raise BrokerUnavailable(f"the cluster redirected a publish to {key} {MAX_REDIRECTIONS} times; try again")
 
+    def _announce(self, connection, key: str, payload: bytes) -> None:
+        """SPUBLISH an event stored with notify 0, on the same connection, else
+        through the client (which follows a slot being migrated). It never
+        raises: the event is stored and replicated, its publish must not be
+        resent, and without an announcement subscribers get it with the
+        channel's next event. A listener ignores a repeat."""
+        try:
+            connection.send_command("SPUBLISH", key, payload)
+            connection.read_response()
+            return
+        except (*_CONNECTION_ERRORS, redis.ResponseError):
+            connection.disconnect()
+        try:
+            self._functions.client.execute_command("SPUBLISH", key, payload)
+        except (*_CONNECTION_ERRORS, redis.RedisError, RedisClusterException) as error:
+            logger.warning("an acknowledged event on %s could not be announced: %s", key, error)
 
-def _send_once(pool: redis.ConnectionPool, command: tuple, wait: bool, asking: bool):
-    connection = pool.get_connection()
+
+def _run_once(connection, command: tuple, replicas: int, asking: bool):
+    """Send `command` (after ASKING) and WAIT for `replicas`, in one write; its reply."""
+    commands = [
+        *([("ASKING",)] if asking else []),
+        command,
+        *([("WAIT", replicas, REPLICA_WAIT_MS)] if replicas else []),
+    ]
     try:
-        commands = [*([("ASKING",)] if asking else []), command, *([WAIT] if wait else [])]
-        try:
-            connection.send_packed_command(connection.pack_commands(commands))
-        except _CONNECTION_ERRORS:
-            # Not sent whole, so not run.
-            connection.disconnect()
-            raise
-        try:
-            replies = [_reply(connection) for _ in commands]
-        except _CONNECTION_ERRORS as error:
-            connection.disconnect()
-            raise PublishOutcomeUnknown(
-                f"the connection to Redis was lost after the publish was sent ({type(error).__name__}), "
-                "so it may or may not have been stored; it was not resent"
-            ) from None
-    finally:
-        pool.release(connection)
+        connection.send_packed_command(connection.pack_commands(commands))
+    except _CONNECTION_ERRORS:
+        # Not sent whole, so not run.
+        connection.disconnect()
+        raise
+    try:
+        replies = [_reply(connection) for _ in commands]
+    except _CONNECTION_ERRORS as error:
+        connection.disconnect()
+        raise PublishOutcomeUnknown(
+            f"the connection to Redis was lost after the publish was sent ({type(error).__name__}), "
+            "so it may or may not have been stored; it was not resent"
+        ) from None
     reply = replies[1 if asking else 0]
     if isinstance(reply, redis.ResponseError):
         raise reply
-    if wait and isinstance(replies[-1], redis.ResponseError):
-        raise PublishOutcomeUnknown(f"the publish was stored, but WAIT was refused ({replies[-1]}); it was not resent")
-    if wait and not replies[-1]:
-        raise PublishOutcomeUnknown(
-            f"no replica acknowledged the publish within {REPLICA_WAIT_MS} ms, so a failover could lose it: "
-            "it may or may not be kept; it was not resent (PUBLISH_ACK=primary accepts the primary alone)"
-        )
+    if replicas:
+        _check_acknowledged(replicas, replies[-1])
     return reply
+
+
+def _check_acknowledged(replicas: int, acknowledged) -> None:
+    if isinstance(acknowledged, redis.ResponseError):
+        raise PublishOutcomeUnknown(f"the publish was stored, but WAIT was refused ({acknowledged}); it was not resent")
+    if acknowledged < replicas:
+        raise PublishOutcomeUnknown(
+            f"{acknowledged} of {replicas} replicas acknowledged the publish within {REPLICA_WAIT_MS} ms, so a "
+            "failover could lose it: it may or may not be kept; it was not resent "
+            "(PUBLISH_ACK=primary accepts the primary alone)"
+        )
 
 
 def _reply(connection):

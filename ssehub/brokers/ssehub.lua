@@ -4,7 +4,7 @@
 -- atomically. Applications may call ssehub_publish directly:
 --   FCALL ssehub_publish 1 ssehub:{news} "hello" [event-type [history-size [max-event-bytes [notify]]]]
 -- With notify 0 it does not announce the event and returns {id, previous id}:
--- the hub announces it only once a replica holds it (issue 13, item 3).
+-- the hub announces it only once its replicas hold it (issue 13, item 3).
 -- Loaded as shipped (redis-cli -x FUNCTION LOAD REPLACE < ssehub.lua): the
 -- settings travel with each publish, so hubs with different HISTORY_SIZE
 -- never trim each other's channels (issue 13, item 5). Without them, the
