@@ -12,21 +12,8 @@ import os  # noqa: E402
 import sys  # noqa: E402
 
 from ssehub.app import create_app  # noqa: E402
-from ssehub.config import Config, ConfigError  # noqa: E402
-from ssehub.server import configure_logging, serve  # noqa: E402
-from ssehub.workers import serve_workers  # noqa: E402
-
-
-def main() -> int:
-    configure_logging()
-    try:
-        config = Config.from_env(os.environ)
-        if config.web_concurrency > 1:
-            return serve_workers(config)
-        return serve(create_app(config))
-    except ConfigError as error:
-        print(f"ssehub: {error}", file=sys.stderr)
-        return 2
+from ssehub.cli import main  # noqa: E402
+from ssehub.config import Config  # noqa: E402
 
 
 def __getattr__(name: str):

@@ -7,9 +7,17 @@ import os
 from werkzeug.utils import send_from_directory
 from werkzeug.wrappers import Request, Response
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-FRONTEND = os.path.join(ROOT, "frontend")
-POLYFILLS = os.path.join(ROOT, "polyfills")
+PACKAGE = os.path.dirname(os.path.abspath(__file__))
+
+
+def _folder(name: str) -> str:
+    """Inside the installed package (a wheel carries them there), else beside it in a checkout."""
+    installed = os.path.join(PACKAGE, name)
+    return installed if os.path.isdir(installed) else os.path.join(os.path.dirname(PACKAGE), name)
+
+
+FRONTEND = _folder("frontend")
+POLYFILLS = _folder("polyfills")
 
 # Pages say which scripts may run: only ours, never inline (defence in depth
 # behind rendering every message as text).

@@ -1,0 +1,7 @@
+"""`python -m ssehub`: the `ssehub` command."""
+
+import sys
+
+from ssehub.entry import main
+
+sys.exit(main())
