@@ -18,12 +18,13 @@ from werkzeug.wrappers import Request, Response
 
 from . import cors, direct, expiry, log_redaction, metrics
 from .access import Access, TokenExpired
-from .brokers import Broker, BrokerUnavailable, create_broker
+from .brokers import Broker, BrokerUnavailable, IdempotencyConflict, create_broker
 from .channels import MAX_CHANNELS_PER_STREAM, check_channel
 from .chat_routes import ChatRoutes
 from .config import Config
 from .cursor import EventId, format_id
 from .hub import Hub
+from .idempotency import Idempotency, idempotency_keys
 from .limits import Lease, StreamLimits
 from .pages import Pages
 from .proxies import TrustedProxies
@@ -78,9 +79,11 @@ class SSEHubApp:
             name[3:]: getattr(part, name) for part in parts for name in dir(part) if name.startswith("on_")
         }
 
-    def publish(self, channel: str, data: str, event: str | None = None) -> EventId:
+    def publish(
+        self, channel: str, data: str, event: str | None = None, idempotency: Idempotency | None = None
+    ) -> EventId:
         """Publish through the broker and count it; the one publish path of every route."""
-        event_id = self.broker.publish(channel, data, event)
+        event_id = self.broker.publish(channel, data, event, idempotency)
         self.published += 1
         return event_id
 
@@ -133,17 +136,20 @@ class SSEHubApp:
         return _stream_response(body, headers)
 
     def on_publish(self, request: Request) -> Response:
-        allowed = authorize(request, self.config.publish_token, self.access)
+        publisher = authorize(request, self.config.publish_token, self.access)
         messages, is_batch = read_messages(request, self.config.max_event_bytes)
-        denied = allowed.first_not_covered(tuple(message.channel for message in messages))
+        denied = publisher.channels.first_not_covered(tuple(message.channel for message in messages))
         if denied is not None:
             raise Forbidden(
                 f"this token may not publish to {denied!r}: its ssehub.publish must cover it (nothing was published)"
             )
+        keys = idempotency_keys(request, publisher.scope, messages)
         published: list[dict[str, str]] = []
-        for message in messages:
+        for message, key in zip(messages, keys, strict=True):
             try:
-                event_id = self.publish(message.channel, message.data, message.event)
+                event_id = self.publish(message.channel, message.data, message.event, key)
+            except IdempotencyConflict as error:
+                return json_response({"error": str(error), "published": published}, 422)
             except BrokerUnavailable as error:
                 logger.warning("publish to %s failed: %s", message.channel, error)
                 return broker_unavailable(error, message.channel, published)

@@ -8,6 +8,7 @@ to a hub on their machine.
 
 from __future__ import annotations
 
+import dataclasses
 import hmac
 import ipaddress
 from urllib.parse import urlsplit
@@ -24,8 +25,14 @@ from .proxies import is_forwarded
 EVERY_CHANNEL = ChannelPatterns(("*",))
 
 
-def authorize(request: Request, token: str | None, access: Access) -> ChannelPatterns:
-    """The channels this request may publish to (issue 11, item 6): every one
+@dataclasses.dataclass(frozen=True)
+class Publisher:
+    channels: ChannelPatterns  # what it may publish to
+    scope: str  # who it is, for its idempotency keys: "token", "local" or "jwt:<sub>"
+
+
+def authorize(request: Request, token: str | None, access: Access) -> Publisher:
+    """Who publishes and to which channels (issue 11, item 6): every one
     with the bearer PUBLISH_TOKEN (compared in constant time) or, when none is
     set, from this machine; a JWT's ssehub.publish patterns, from anywhere."""
     bearer = bearer_token(request)
@@ -34,7 +41,7 @@ def authorize(request: Request, token: str | None, access: Access) -> ChannelPat
         grant = access.verify(bearer)
         if grant.expired():
             raise unauthorized("the token has expired; publish with a fresh one")
-        return grant.publish
+        return Publisher(grant.publish, f"jwt:{grant.subject or ''}")
     if token is None:
         reason = not_local_reason(request)
         if reason is not None:
@@ -42,13 +49,13 @@ def authorize(request: Request, token: str | None, access: Access) -> ChannelPat
                 f"without PUBLISH_TOKEN only requests made directly on the hub's machine may publish, "
                 f"and {reason}; set PUBLISH_TOKEN and send Authorization: Bearer <token>"
             )
-        return EVERY_CHANNEL
+        return Publisher(EVERY_CHANNEL, "local")
     if not matches_token:
         raise Unauthorized(
             "send the publish token as Authorization: Bearer <PUBLISH_TOKEN>",
             www_authenticate=WWWAuthenticate("bearer", {"realm": "ssehub publish"}),
         )
-    return EVERY_CHANNEL
+    return Publisher(EVERY_CHANNEL, "token")
 
 
 def not_local_reason(request: Request) -> str | None:

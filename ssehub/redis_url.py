@@ -20,8 +20,14 @@ from redis.connection import URL_QUERY_ARGUMENT_PARSERS
 _SCHEMES = {"redis": (False, False), "rediss": (False, True), "redis+sentinel": (True, False)}
 _SCHEMES["rediss+sentinel"] = (True, True)
 _HOST = re.compile(r"^(?P<host>\[[0-9A-Fa-f:.]+\]|[^:\[\],/]+)(?::(?P<port>[0-9]{1,5}))?$")
-# What redis-py's TLS connections take besides its parsed parameters.
-_TLS_PARAMETERS = {"ssl_cert_reqs", "ssl_ca_certs", "ssl_ca_path", "ssl_certfile", "ssl_keyfile", "ssl_password"}
+# What redis-py's connections take as text, besides the parameters it parses
+# (URL_QUERY_ARGUMENT_PARSERS; not retry_on_error, a list of exception classes).
+_TEXT_PARAMETERS = {
+    "client_name", "username", "password", "encoding", "encoding_errors",
+    "ssl_ca_certs", "ssl_ca_data", "ssl_ca_path", "ssl_cert_reqs", "ssl_certfile", "ssl_keyfile", "ssl_password",
+    "ssl_ciphers",
+}  # fmt: skip
+_CERT_REQS = ("none", "optional", "required")
 FORMS = (
     "redis://host:6379/0, rediss://host:6380/0, redis://host1:6379,host2:6379 (a cluster's nodes) "
     "or redis+sentinel://host1:26379,host2:26379/service-name"
@@ -82,8 +88,10 @@ def _check_query(query: str, tls: bool) -> None:
         if name.startswith("ssl_") and not tls:
             raise ValueError(f"REDIS_URL's {name} needs TLS: rediss:// or rediss+sentinel://")
         parser: Callable[[str], object] | None = URL_QUERY_ARGUMENT_PARSERS.get(name)  # type: ignore[assignment]
-        if parser is None and name not in _TLS_PARAMETERS | {"client_name"}:
-            raise ValueError(f"REDIS_URL has the parameter {name!r}, which redis-py does not take")
+        if name == "retry_on_error" or (parser is None and name not in _TEXT_PARAMETERS):
+            raise ValueError(f"REDIS_URL has the parameter {name!r}, which ssehub cannot pass on from a URL")
+        if name == "ssl_cert_reqs" and values[0] not in _CERT_REQS:
+            raise ValueError(f"REDIS_URL's ssl_cert_reqs must be one of {', '.join(_CERT_REQS)}")
         try:
             if parser is not None:
                 parser(values[0])

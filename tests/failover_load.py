@@ -109,9 +109,17 @@ class FailoverLoad:
             expected = acknowledged[CHANNELS[n % len(CHANNELS)]]
 
             def received(subscriber=subscriber, expected=expected):
-                return [m.last_event_id for m in subscriber.messages if m.type == "message"][-1:] == expected[-1:]
+                return expected[-1] in {m.last_event_id for m in subscriber.messages}
 
-            wait_for(received, timeout=30, message=f"subscriber {n} to catch up")
+            try:
+                wait_for(received, timeout=30, message=f"subscriber {n} to catch up")
+            except AssertionError:
+                got = [(m.last_event_id, m.data) for m in subscriber.messages][-3:]
+                logs = "\n".join(hub.output()[-3000:] for hub in self.hubs)
+                raise AssertionError(
+                    f"subscriber {n} ({CHANNELS[n % len(CHANNELS)]} on hub {n % 2}) has {got}, "
+                    f"expected ...{expected[-3:]}\n{logs}"
+                ) from None
             self.assert_exactly(subscriber.messages, expected)
         for channel, ids in acknowledged.items():
             self.assert_history_holds(channel, ids)

@@ -4,10 +4,11 @@ import time
 
 import pytest
 
-from ssehub.brokers import history
+from ssehub.brokers import IdempotencyConflict, history
 from ssehub.brokers.history import pages_from
 from ssehub.brokers.memory import MemoryBroker
 from ssehub.brokers.redis import RedisBroker
+from ssehub.idempotency import Idempotency
 from tests.conftest import wait_for
 
 
@@ -175,3 +176,19 @@ def test_history_pages_on_to_the_end_and_merges_channels_by_id(make_broker):
     merged = list(history.by_id(histories))
     assert [event.id for event in merged] == sorted(event_id for event_id, _ in published)
     assert sorted((event.id, event.data) for event in merged) == sorted(published)
+
+
+def test_an_idempotency_key_stores_and_announces_an_event_once(make_broker):
+    broker = make_broker()
+    seen = []
+    broker.start(seen.append, lambda channel: None)
+    broker.listen("news")
+    key = Idempotency("key-1", "fingerprint-1")
+    first = broker.publish("news", "once", None, key)
+    assert broker.publish("news", "once", None, key) == first
+    with pytest.raises(IdempotencyConflict):
+        broker.publish("news", "changed", None, Idempotency("key-1", "fingerprint-2"))
+    after = broker.publish("news", "next", None, Idempotency("key-2", "fingerprint-1"))
+    wait_for(lambda: len(seen) >= 2, message="two deliveries")
+    assert [(e.id, e.data) for e in seen] == [(first, "once"), (after, "next")]
+    assert data_of(broker.replay("news", None, 10)) == ["once", "next"]

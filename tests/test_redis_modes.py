@@ -110,6 +110,8 @@ def test_the_acls_the_readme_documents_are_enough(live, clean_redis, caplog, acl
         with caplog.at_level(logging.INFO, logger="ssehub"):
             server = live(redis_url=clean_redis.url.replace("redis://", "redis://ssehub:change-me@"))
             assert_publishes_and_streams(server)
+            body, once = {"channel": "news", "data": "once"}, {"Idempotency-Key": "k"}
+            assert server.request("POST", "/publish", body, once) == server.request("POST", "/publish", body, once)
         assert modes_logged(caplog)[0].startswith(f"Redis mode: {mode}")
     finally:
         admin.acl_deluser("ssehub")

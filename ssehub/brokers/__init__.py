@@ -13,6 +13,7 @@ from typing import Protocol
 from ..config import Config
 from ..cursor import EventId
 from ..event import Event
+from ..idempotency import Idempotency
 
 # A replay page holds at most about this many bytes of event data, so a herd
 # of resuming clients after a restart always makes progress and a client
@@ -27,6 +28,13 @@ class BrokerUnavailable(ConnectionError):
     def because(cls, error: BaseException) -> BrokerUnavailable:
         """Wrap a client library's error, naming its kind (its message alone may be empty)."""
         return cls(f"{type(error).__name__}: {error}" if str(error) else type(error).__name__)
+
+
+class IdempotencyConflict(ValueError):
+    """The idempotency key was used for another publish: answer 422, store nothing."""
+
+
+CONFLICT = "this Idempotency-Key was used for another publish (another body) in the last 15 minutes; use a new key"
 
 
 class PublishOutcomeUnknown(BrokerUnavailable):
@@ -60,9 +68,13 @@ class Broker(Protocol):
         was trimmed during an outage, or lost): its streams must resume by id.
         """
 
-    def publish(self, channel: str, data: str, event: str | None = None) -> EventId:
+    def publish(
+        self, channel: str, data: str, event: str | None = None, idempotency: Idempotency | None = None
+    ) -> EventId:
         """Store and announce one event once and return its id, or raise
-        BrokerUnavailable (PublishOutcomeUnknown when it may have been stored)."""
+        BrokerUnavailable (PublishOutcomeUnknown when it may have been stored).
+        With `idempotency`, a key already stored returns its event's id and
+        stores nothing, or raises IdempotencyConflict for another fingerprint."""
 
     def listen(self, channel: str) -> EventId:
         """Announce events on `channel` to this process from now on: every

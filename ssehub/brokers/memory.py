@@ -15,7 +15,8 @@ import gevent
 
 from ..cursor import EventId
 from ..event import Event
-from . import REPLAY_PAGE_BYTES, Replay
+from ..idempotency import IDEMPOTENCY_SECONDS, Idempotency
+from . import CONFLICT, REPLAY_PAGE_BYTES, IdempotencyConflict, Replay
 
 
 class _Channel:
@@ -27,6 +28,28 @@ class _Channel:
         # process started); everything above it up to `last` is in `history`.
         self.floor = floor
         self.last = floor
+
+
+class _Remembered:
+    """Idempotency keys of stored events, each for IDEMPOTENCY_SECONDS."""
+
+    def __init__(self, clock: Callable[[], float]):
+        self._clock = clock
+        self._ids: dict[str, tuple[str, EventId]] = {}
+        self._expiries: collections.deque[tuple[float, str]] = collections.deque()
+
+    def seen(self, idempotency: Idempotency) -> EventId | None:
+        now = self._clock()
+        while self._expiries and self._expiries[0][0] <= now:
+            self._ids.pop(self._expiries.popleft()[1], None)
+        fingerprint, event_id = self._ids.get(idempotency.key, (None, None))
+        if fingerprint is not None and fingerprint != idempotency.fingerprint:
+            raise IdempotencyConflict(CONFLICT)
+        return event_id
+
+    def remember(self, idempotency: Idempotency, event_id: EventId) -> None:
+        self._ids[idempotency.key] = (idempotency.fingerprint, event_id)
+        self._expiries.append((self._clock() + IDEMPOTENCY_SECONDS, idempotency.key))
 
 
 class MemoryBroker:
@@ -43,12 +66,19 @@ class MemoryBroker:
         self._listened: set[str] = set()
         self._announcing: collections.deque[Event] = collections.deque()
         self._announcer: gevent.Greenlet | None = None
+        self._idempotency = _Remembered(clock)
 
     def start(self, deliver: Callable[[Event], None], history_lost: Callable[[str], None]) -> None:
         """`history_lost` is unused: history here never moves past a listener."""
         self._deliver = deliver
 
-    def publish(self, channel: str, data: str, event: str | None = None) -> EventId:
+    def publish(
+        self, channel: str, data: str, event: str | None = None, idempotency: Idempotency | None = None
+    ) -> EventId:
+        if idempotency is not None:
+            stored_id = self._idempotency.seen(idempotency)
+            if stored_id is not None:
+                return stored_id
         state = self._channel(channel)
         self._last = self._next_id(self._last)
         stored = Event(channel, self._last, data, event)
@@ -58,6 +88,8 @@ class MemoryBroker:
         state.last = stored.id
         if channel in self._listened:
             self._announce(stored)
+        if idempotency is not None:
+            self._idempotency.remember(idempotency, stored.id)
         return stored.id
 
     def listen(self, channel: str) -> EventId:

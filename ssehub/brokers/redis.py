@@ -18,6 +18,7 @@ import redis
 from ..config import ConfigError
 from ..cursor import EventId
 from ..event import Event
+from ..idempotency import Idempotency
 from ..redis_url import parse_redis_url
 from . import BrokerUnavailable, Replay
 from .redis_clients import COMMAND_POOL_SIZE, COMMAND_TIMEOUT_SECONDS
@@ -26,6 +27,7 @@ from .redis_format import event_from_entry, parse_stream_id, stream_key
 from .redis_functions import Functions, unavailable_on_redis_errors
 from .redis_library import Library, RedisTooOld, library_source
 from .redis_pubsub import Listener
+from .redis_replicas import in_sync
 from .redis_writes import Writes
 
 logger = logging.getLogger(__name__)
@@ -39,9 +41,6 @@ CONCURRENT_READS = COMMAND_POOL_SIZE // 2
 # itself may take seconds to get to the confirmation, and failing then would
 # send every waiting stream back into the storm (issue 12, item 4).
 CONFIRM_SECONDS = 10.0
-# A replica that acknowledged the primary's stream this recently is in sync
-# (replicas acknowledge every second).
-IN_SYNC_LAG_SECONDS = 2
 # Policies under which Redis may evict keys without a TTL, such as ssehub's streams.
 EVICTING_POLICIES = ("allkeys-lru", "allkeys-lfu", "allkeys-random")
 
@@ -89,9 +88,12 @@ class RedisBroker:
             logger.warning("Redis is not reachable yet (%s); streams wait for it", error)
         self._listener.start(deliver, history_lost)
 
-    def publish(self, channel: str, data: str, event: str | None = None) -> EventId:
+    def publish(
+        self, channel: str, data: str, event: str | None = None, idempotency: Idempotency | None = None
+    ) -> EventId:
         with unavailable_on_redis_errors():
-            return parse_stream_id(self._writes.publish(stream_key(channel), data, event, self._settings))
+            raw_id = self._writes.publish(stream_key(channel), data, event, self._settings, idempotency)
+        return parse_stream_id(raw_id)
 
     def listen(self, channel: str) -> EventId:
         # The head is read before subscribing; the listener fills in anything
@@ -126,7 +128,7 @@ class RedisBroker:
                 for client, key in self._clients.primaries():
                     self._functions.run(client.execute_command, "ssehub_ready", key)
                     needed = self._writes.replicas_to_wait_for(key)
-                    if needed and replicas_in_sync(client.info("replication")) < needed:
+                    if needed and in_sync(client.info("replication")) < needed:
                         raise BrokerUnavailable(
                             f"fewer than {needed} replicas are in sync with a primary: its publishes get 503 "
                             "until they are (PUBLISH_ACK=primary accepts the primary alone)"
@@ -161,9 +163,3 @@ class RedisBroker:
 
 def _flat(fields: dict[bytes, bytes]) -> list[bytes]:
     return [item for pair in fields.items() for item in pair]
-
-
-def replicas_in_sync(replication: dict) -> int:
-    """From INFO replication: replicas online that acknowledged within IN_SYNC_LAG_SECONDS."""
-    replicas = [value for name, value in replication.items() if name.startswith("slave") and isinstance(value, dict)]
-    return sum(1 for r in replicas if r.get("state") == "online" and int(r.get("lag", 99)) <= IN_SYNC_LAG_SECONDS)

@@ -9,8 +9,6 @@ has the other kind).
 
 from __future__ import annotations
 
-import time
-
 import redis
 import redis.sentinel
 from redis.backoff import NoBackoff
@@ -18,6 +16,7 @@ from redis.retry import Retry
 
 from ..redis_url import RedisAddress
 from . import BrokerUnavailable
+from .redis_replicas import Counted, PlainReplicas, promotable
 
 # What commands are sent over: one Redis's client or a cluster's.
 Client = redis.Redis | redis.RedisCluster
@@ -46,8 +45,6 @@ NOT_ONE_REDIS = (
     "REDIS_URL names a node of a Redis Cluster that did not answer when the hub started, so the hub took it "
     "for a single Redis: restart the hub (or name several nodes)"
 )
-# How often the replicas are counted again.
-REPLICAS_CHECK_SECONDS = 5.0
 
 
 class RedisClients:
@@ -55,8 +52,8 @@ class RedisClients:
 
     def __init__(self, address: RedisAddress):
         self.address = address
-        self._replicas: int | None = None
-        self._replicas_checked = -REPLICAS_CHECK_SECONDS
+        self._replicas = Counted(self._count_replicas)
+        self._plain = PlainReplicas()
         bounded = {"max_connections": COMMAND_POOL_SIZE, "timeout": COMMAND_TIMEOUT_SECONDS}
         if address.sentinel:
             self._sentinel = _sentinel(address)
@@ -69,27 +66,15 @@ class RedisClients:
             self.listener = redis.Redis.from_url(url, retry=_NO_RETRY, **_TIMEOUTS)
 
     def replicas_needed(self, key: str) -> int:
-        """Replicas that must hold a publish: every one Sentinel knows, up or
-        down (any of them may be promoted); with a plain URL, the most that were
-        ever connected to the primary at once, so one that goes away is waited
-        for, not forgotten. Looked up every few seconds; raises BrokerUnavailable
-        when they cannot be counted (better no publish than an unprotected one)."""
-        now = time.monotonic()
-        if now - self._replicas_checked > REPLICAS_CHECK_SECONDS:
-            try:
-                if self.address.sentinel:
-                    self._replicas = _known_replicas(self._sentinel, self.address.service)
-                else:
-                    connected = int(self.commands.info("replication").get("connected_slaves", 0))
-                    self._replicas = max(self._replicas or 0, connected)
-            except (redis.RedisError, OSError) as error:
-                if self._replicas is None:
-                    raise BrokerUnavailable(
-                        f"could not count the replicas ({type(error).__name__}: {error}); the user needs +info "
-                        "(or set PUBLISH_ACK=primary)"
-                    ) from None
-            self._replicas_checked = now
-        return self._replicas or 0
+        """Replicas that must hold a publish: every one Sentinel may promote, up
+        or down; with a plain URL, the real replicas the primary has had recently
+        (redis_replicas.PlainReplicas)."""
+        return int(self._replicas.get())  # type: ignore[call-overload]
+
+    def _count_replicas(self) -> int:
+        if self.address.sentinel:
+            return promotable(_known_replicas(self._sentinel, self.address.service))
+        return self._plain.update(self.commands.info("replication"))
 
     def pool_for(self, key: str) -> redis.ConnectionPool:
         return self.commands.connection_pool
@@ -147,11 +132,11 @@ def _sentinel(address: RedisAddress) -> redis.sentinel.Sentinel:
     )
 
 
-def _known_replicas(sentinel: redis.sentinel.Sentinel, service: str | None) -> int:
+def _known_replicas(sentinel: redis.sentinel.Sentinel, service: str | None) -> list[dict]:
     """The replicas the first Sentinel that answers knows of."""
     for node in sentinel.sentinels:
         try:
-            return len(node.sentinel_slaves(service))
+            return node.sentinel_slaves(service)
         except (redis.ConnectionError, redis.TimeoutError):
             continue
     raise redis.ConnectionError("no Sentinel answered")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import itertools
 import time
 
+import gevent.lock
 import redis
 from redis.cluster import ClusterNode, RedisCluster
 from redis.crc import key_slot
@@ -22,13 +23,12 @@ from .redis_clients import _TIMEOUTS, COMMAND_POOL_SIZE, COMMAND_TIMEOUT_SECONDS
 from .redis_format import stream_key
 from .redis_functions import unavailable_on_redis_errors
 from .redis_library import reply_field
+from .redis_replicas import Counted, by_primary
 
 # A stale map of slots is read again at most this often (each failing publish asks).
 REFRESH_SECONDS = 0.5
 # The listener reads history one channel at a time per primary.
 LISTENER_POOL_SIZE = 4
-# How long each primary's replicas are remembered before CLUSTER NODES is asked again.
-REPLICAS_CHECK_SECONDS = 5.0
 
 
 class ClusterClients:
@@ -41,19 +41,23 @@ class ClusterClients:
         self._listener: RedisCluster | None = None
         self._keys: dict[tuple[str, int], str] = {}
         self._refreshed = time.monotonic()
-        self._replicas: dict[str, int] = {}
-        self._replicas_checked = -REPLICAS_CHECK_SECONDS
+        self._replicas = Counted(lambda: by_primary(self.commands.cluster_nodes()))
+        self._making = gevent.lock.Semaphore()
 
     @property
     def commands(self) -> RedisCluster:
         if self._commands is None:
-            self._commands = _cluster(self.address, COMMAND_POOL_SIZE)
+            with self._making:  # one client, however many greenlets ask while it connects
+                if self._commands is None:
+                    self._commands = _cluster(self.address, COMMAND_POOL_SIZE)
         return self._commands
 
     @property
     def listener(self) -> RedisCluster:
         if self._listener is None:
-            self._listener = _cluster(self.address, LISTENER_POOL_SIZE)
+            with self._making:
+                if self._listener is None:
+                    self._listener = _cluster(self.address, LISTENER_POOL_SIZE)
         return self._listener
 
     def replicas_needed(self, key: str) -> int:
@@ -61,13 +65,12 @@ class ClusterClients:
         primary that CLUSTER NODES lists, failed ones included, and at least
         one where any primary has replicas (a shard whose replica was just
         promoted has none left, and must not take writes alone)."""
-        now = time.monotonic()
-        if now - self._replicas_checked > REPLICAS_CHECK_SECONDS:
-            with unavailable_on_redis_errors():
-                self._replicas = _replicas_by_primary(self.commands.cluster_nodes())
-            self._replicas_checked = now
-        owner = self.commands.get_node_from_key(key).name
-        return max(self._replicas.get(owner, 0), 1 if any(self._replicas.values()) else 0)
+        with unavailable_on_redis_errors():
+            owner = self.commands.get_node_from_key(key).name
+        counts: dict[str, int] = self._replicas.get()  # type: ignore[assignment]
+        if owner not in counts:  # a primary new since the last count (a failover)
+            counts = self._replicas.get(force=True)  # type: ignore[assignment]
+        return max(counts.get(owner, 0), 1 if any(counts.values()) else 0)
 
     def pool_for(self, key: str) -> redis.ConnectionPool:
         with unavailable_on_redis_errors():
@@ -143,17 +146,6 @@ class ClusterClients:
                 key for n in itertools.count() if key_slot((key := f"{prefix}:{n}").encode()) == slot
             )
         return self._keys[prefix, slot]
-
-
-def _replicas_by_primary(nodes: dict) -> dict[str, int]:
-    """From CLUSTER NODES (by address): each primary's address and how many replicas it lists."""
-    address_of = {node["node_id"]: address for address, node in nodes.items()}
-    counts: dict[str, int] = {}
-    for node in nodes.values():
-        if "slave" in str(node["flags"]).split(",") and node["master_id"] in address_of:
-            primary = address_of[node["master_id"]]
-            counts[primary] = counts.get(primary, 0) + 1
-    return counts
 
 
 def _cluster(address: RedisAddress, pool_size: int) -> RedisCluster:

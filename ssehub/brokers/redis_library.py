@@ -89,8 +89,10 @@ class Library:
         for node in nodes:
             try:
                 modes.append(self._prepare_node(node, cluster))
-            except (redis.ConnectionError, redis.TimeoutError) as error:
-                unreachable = error
+            except (redis.ConnectionError, redis.TimeoutError, redis.ResponseError) as error:
+                if not cluster:
+                    raise
+                unreachable = error  # down, loading or busy: its slots are not ready, the others are
         if not modes:
             raise BrokerUnavailable.because(unreachable or redis.ConnectionError("no primary"))
         as_scripts, mode = max(modes)  # scripts wherever any primary needs them
@@ -150,9 +152,14 @@ def check_server(node: redis.Redis, cluster: bool) -> None:
 
 
 def _refused(error: redis.ResponseError) -> bool:
-    """FUNCTION LOAD forbidden for this user or on this service, as opposed to failing now."""
+    """FUNCTION LOAD forbidden for this user or on this service, as opposed to failing now
+    (out of memory, read-only, loading)."""
+    if isinstance(error, redis.exceptions.NoPermissionError):
+        return True
+    if isinstance(error, redis.exceptions.OutOfMemoryError | redis.exceptions.ReadOnlyError):
+        return False
     text = str(error).lower()
-    return isinstance(error, redis.exceptions.NoPermissionError) or "unknown" in text or "not allowed" in text
+    return "unknown command" in text or "unknown subcommand" in text or "not allowed" in text
 
 
 def reply_field(reply: list | dict, name: str) -> str | None:

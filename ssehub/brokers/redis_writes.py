@@ -10,12 +10,14 @@ survives a failover, and announcements carry only such events (issue 13, item 3)
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 
 import redis
 from redis.exceptions import RedisClusterException
 
-from . import BrokerUnavailable, PublishOutcomeUnknown
+from ..idempotency import Idempotency
+from . import CONFLICT, BrokerUnavailable, IdempotencyConflict, PublishOutcomeUnknown
 from .redis_format import notification
 from .redis_functions import Functions
 
@@ -23,6 +25,9 @@ logger = logging.getLogger(__name__)
 
 # How long a publish waits for the replicas to acknowledge it (Redis WAIT).
 REPLICA_WAIT_MS = 1000
+# After a publish found too few replicas, publishes to that primary are refused
+# for this long without being sent (they would hold a pooled connection for the WAIT).
+SHORT_SECONDS = 1.0
 # Redirections followed before a publish gives up with 503 (a cluster resharding).
 MAX_REDIRECTIONS = 3
 # Errors after which a command may or may not have reached Redis.
@@ -35,16 +40,28 @@ class Writes:
         self._clients = clients
         self._functions = functions
         self._replica_ack = replica_ack
+        # Per primary's pool: until when it is known to lack replicas in sync.
+        self._short: dict[int, float] = {}
 
-    def publish(self, key: str, data: str, event: str | None, settings: tuple[int, int]) -> bytes:
-        """The new entry's raw id; raises redis errors, BrokerUnavailable, or PublishOutcomeUnknown."""
+    def publish(
+        self, key: str, data: str, event: str | None, settings: tuple[int, int], idempotency: Idempotency | None
+    ) -> bytes:
+        """The new entry's raw id (an earlier one's, for a repeated idempotency key);
+        raises redis errors, BrokerUnavailable, PublishOutcomeUnknown or IdempotencyConflict."""
         replicas = self.replicas_to_wait_for(key)
-        arguments = (key, data, event or "", *settings, *(("0",) if replicas else ()))
+        notify = "0" if replicas else "1"
+        once = (idempotency.key, idempotency.fingerprint) if idempotency else ()
+        arguments = (key, data, event or "", *settings, *((notify, *once) if replicas or once else ()))
 
         def send(*command):
             return self._send(key, command, replicas, lambda reply: notification(reply[0], reply[1], event, data))
 
-        reply = self._functions.run(send, "ssehub_publish", *arguments)
+        try:
+            reply = self._functions.run(send, "ssehub_publish", *arguments)
+        except redis.ResponseError as error:
+            if str(error).startswith("IDEMPOTENCY"):
+                raise IdempotencyConflict(CONFLICT) from None
+            raise
         if not isinstance(reply, list):
             return reply  # announced by Redis (or by a library of an older hub, which ignores notify)
         raw_id, raw_previous = reply
@@ -57,6 +74,13 @@ class Writes:
         """`payload(reply)`: the notification of an event stored with notify 0."""
         pool, asking = self._clients.pool_for(key), False
         for _ in range(MAX_REDIRECTIONS):
+            if replicas and self._short.get(id(pool), 0.0) > time.monotonic():
+                # It just failed to replicate: refuse at once, storing nothing, rather
+                # than hold a pooled connection for a WAIT that reads are queued behind.
+                raise BrokerUnavailable(
+                    f"fewer than {replicas} replicas are in sync with this channel's primary; nothing was stored, "
+                    "try again shortly (PUBLISH_ACK=primary accepts the primary alone)"
+                )
             try:
                 connection = pool.get_connection()
                 try:
@@ -71,6 +95,9 @@ class Writes:
                 pool, asking = self._clients.pool_for(key), False
             except redis.exceptions.AskError as error:
                 pool, asking = self._clients.pool_at(error.host, error.port), True
+            except ReplicasShort:
+                self._short[id(pool)] = time.monotonic() + SHORT_SECONDS
+                raise
             except (*_CONNECTION_ERRORS, redis.exceptions.ClusterDownError):
                 self._clients.stale()  # a failover: the next publish finds the new primary
                 raise
@@ -92,6 +119,10 @@ class Writes:
             self._functions.client.execute_command("SPUBLISH", key, payload)
         except (*_CONNECTION_ERRORS, redis.RedisError, RedisClusterException) as error:
             logger.warning("an acknowledged event on %s could not be announced: %s", key, error)
+
+
+class ReplicasShort(PublishOutcomeUnknown):
+    """Stored on the primary, but fewer replicas than needed acknowledged it."""
 
 
 def _run_once(connection, command: tuple, replicas: int, asking: bool):
@@ -127,7 +158,7 @@ def _check_acknowledged(replicas: int, acknowledged) -> None:
     if isinstance(acknowledged, redis.ResponseError):
         raise PublishOutcomeUnknown(f"the publish was stored, but WAIT was refused ({acknowledged}); it was not resent")
     if acknowledged < replicas:
-        raise PublishOutcomeUnknown(
+        raise ReplicasShort(
             f"{acknowledged} of {replicas} replicas acknowledged the publish within {REPLICA_WAIT_MS} ms, so a "
             "failover could lose it: it may or may not be kept; it was not resent "
             "(PUBLISH_ACK=primary accepts the primary alone)"

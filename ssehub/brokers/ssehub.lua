@@ -2,9 +2,14 @@
 -- ssehub's Redis Functions. Every write to a channel's stream goes through
 -- here, so the history, its floor and the notification change together,
 -- atomically. Applications may call ssehub_publish directly:
---   FCALL ssehub_publish 1 ssehub:{news} "hello" [event-type [history-size [max-event-bytes [notify]]]]
+--   FCALL ssehub_publish 1 ssehub:{news} "hello" [event-type [history-size [max-event-bytes [notify
+--         [idempotency-key [fingerprint]]]]]]
 -- With notify 0 it does not announce the event and returns {id, previous id}:
 -- the hub announces it only once its replicas hold it (issue 13, item 3).
+-- With an idempotency key (issue 14, item 3) a publish is stored once: for
+-- IDEMPOTENCY_SECONDS the same key returns the first publish's id (and
+-- previous id '') without storing anything, and the same key with another
+-- fingerprint (by default a hash of the event type and data) is an error.
 -- Loaded as shipped (redis-cli -x FUNCTION LOAD REPLACE < ssehub.lua): the
 -- settings travel with each publish, so hubs with different HISTORY_SIZE
 -- never trim each other's channels (issue 13, item 5). Without them, the
@@ -14,6 +19,8 @@ local DEFAULT_HISTORY_SIZE = 1000
 local DEFAULT_MAX_EVENT_BYTES = 65536
 local MAX_SETTING = 16777216  -- 2^24: above the highest HISTORY_SIZE and MAX_EVENT_BYTES
 local MAX_EVENT_TYPE = 256
+local IDEMPOTENCY_SECONDS = 900
+local MAX_IDEMPOTENCY_KEY = 255
 -- Where a client stands on a channel that has no stream (nothing published yet).
 local NOTHING_YET = '0-0'
 -- Entries read per XRANGE while filling a replay page up to its byte budget.
@@ -100,6 +107,30 @@ local function publish(keys, args)
   if #event > MAX_EVENT_TYPE or string.find(event, '[\r\n%z]') or string.sub(event, 1, 7) == 'ssehub.' then
     return redis.error_reply('ERR event must be at most 256 bytes, without CR, LF or NUL, not starting with ssehub.')
   end
+  local idempotency_key, fingerprint = args[6] or '', args[7] or ''
+  local record
+  if idempotency_key ~= '' then
+    if #idempotency_key > MAX_IDEMPOTENCY_KEY then
+      return redis.error_reply('ERR idempotency-key must be at most ' .. MAX_IDEMPOTENCY_KEY .. ' bytes')
+    end
+    if fingerprint == '' then
+      fingerprint = redis.sha1hex(event .. '\n' .. data)
+    end
+    -- In the stream's slot, so the check and the append are one atomic step on any cluster.
+    record = key .. ':idempotency:' .. redis.sha1hex(idempotency_key)
+    local seen = redis.call('GET', record)
+    if seen then
+      local seen_fingerprint, seen_id = string.match(seen, '^(%S+) (%S+)$')
+      if seen_fingerprint ~= fingerprint then
+        return redis.error_reply('IDEMPOTENCY this idempotency key was used for another publish in the last '
+          .. IDEMPOTENCY_SECONDS .. ' s')
+      end
+      if notify then
+        return seen_id
+      end
+      return {seen_id, ''}
+    end
+  end
   -- The id before this one, as a listener that saw everything holds it: a
   -- mismatch tells it at once of a gap or a lost history.
   local previous = NOTHING_YET
@@ -115,6 +146,9 @@ local function publish(keys, args)
     local dropped = redis.call('XRANGE', key, '-', '+', 'COUNT', length - history_size)
     redis.call('XTRIM', key, 'MAXLEN', history_size)
     redis.call('XSETID', key, id, 'MAXDELETEDID', dropped[#dropped][1])
+  end
+  if record then
+    redis.call('SET', record, fingerprint .. ' ' .. id, 'EX', IDEMPOTENCY_SECONDS)
   end
   if not notify then
     return {id, previous}
