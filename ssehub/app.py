@@ -16,7 +16,7 @@ from werkzeug.exceptions import BadRequest, Forbidden, HTTPException, InternalSe
 from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
-from . import cors, direct, expiry, log_redaction, metrics
+from . import cors, direct, expiry, log_redaction, metrics, request_ids
 from .access import Access, TokenExpired
 from .brokers import Broker, BrokerUnavailable, IdempotencyConflict, create_broker
 from .channels import MAX_CHANNELS_PER_STREAM, check_channel
@@ -71,7 +71,7 @@ class SSEHubApp:
         self.published = 0
         # Set when this process is one of several workers (workers.py).
         self.worker_metrics: WorkerMetrics | None = None
-        self._behind_proxies = TrustedProxies(self.wsgi_app, config.trusted_proxies)
+        self._serve = request_ids.returning_it(TrustedProxies(self.wsgi_app, config.trusted_proxies))
         parts = (self, ChatRoutes(config, self.access, self.publish), Pages())
         # A Map binds its rules, so each app gets copies of the shared ones.
         self.url_map = Map([rule.empty() for rule in (*CORE_RULES, *ChatRoutes.rules, *Pages.rules)])
@@ -215,13 +215,13 @@ class SSEHubApp:
             return error_response(InternalServerError("the hub hit an internal error; it has been logged"))
 
     def wsgi_app(self, environ, start_response):
-        """The app itself; __call__ runs it behind TrustedProxies."""
+        """The app itself; __call__ runs it behind TrustedProxies, with request ids."""
         request = Request(environ)
         response = self.dispatch_request(request)
         return response(environ, start_response)
 
     def __call__(self, environ, start_response):
-        return self._behind_proxies(environ, start_response)
+        return self._serve(environ, start_response)
 
     def shutdown(self) -> None:
         """End every open stream; browsers reconnect, to another process if there is one."""

@@ -14,9 +14,10 @@ import os
 import sys
 import textwrap
 
+from . import log_format
 from .app import create_app
 from .config import Config, ConfigError
-from .server import configure_logging, serve
+from .server import serve
 from .workers import serve_workers
 
 
@@ -28,9 +29,9 @@ def main(argv: list[str] | None = None) -> int:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.parse_args(argv)
-    configure_logging()
     try:
         config = Config.from_env(os.environ)
+        log_format.configure(config.log_level.upper(), config.log_format)
         if config.web_concurrency > 1:
             return serve_workers(config)
         return serve(create_app(config))

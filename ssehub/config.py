@@ -83,6 +83,11 @@ class Config:
     # One log line per HTTP request. Default off: at thousands of publishes a
     # second the log line costs more than the publish (issue 12).
     access_log: bool = False
+    # The least severe log lines written: debug, info, warning or error. Default info.
+    log_level: str = "info"
+    # text (one readable line) or json (one object a line, with the request's
+    # id, client, method, path, status, bytes and duration_ms). Default text.
+    log_format: str = "text"
     # Verifies HS256 tokens (at least 32 bytes). With it or JWT_PUBLIC_KEY set,
     # channels outside PUBLIC_CHANNELS need a token to be read (issue 11).
     jwt_secret: str | None = None
@@ -131,6 +136,8 @@ class Config:
             max_streams=_int(env, "MAX_STREAMS", cls.max_streams, low=1, high=10**7),
             web_concurrency=_int(env, "WEB_CONCURRENCY", cls.web_concurrency, low=1, high=256),
             access_log=_bool(env, "ACCESS_LOG", cls.access_log),
+            log_level=_choice(env, "LOG_LEVEL", ("info", "debug", "warning", "error")),
+            log_format=_choice(env, "LOG_FORMAT", ("text", "json")),
             jwt_secret=_jwt_secret(env),
             jwt_public_key=_jwt_public_key(env),
             jwt_audience=env.get("JWT_AUDIENCE", "").strip() or None,

@@ -18,12 +18,13 @@ import gevent
 import gevent.pool
 from gevent.pywsgi import WSGIServer
 
-from . import direct, expiry
+from . import direct, expiry, log_redaction, request_ids
 from .app import SSEHubApp
 from .config import Config, ConfigError
 from .framing import StrictFramingHandler
 
 logger = logging.getLogger(__name__)
+access_logger = logging.getLogger("ssehub.access")
 
 
 def _refusal(status: str, message: str) -> bytes:
@@ -51,10 +52,6 @@ READ_BUFFER_BYTES = 1024
 # Sockets besides subscribers: listener, broker connections, logs, slack.
 SPARE_FILES = 64
 TARGET_SUBSCRIBERS = 10_000
-
-
-def configure_logging(level: int = logging.INFO) -> None:
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
 def raise_open_file_limit() -> int:
@@ -132,8 +129,24 @@ class TimedHandler(StrictFramingHandler):
         return self.environ.get(expiry.ENVIRON_KEY) if self.environ else None
 
     def log_request(self):
-        if self.access_log:
-            super().log_request()
+        if not self.access_log:
+            return
+        environ = self.environ or {}
+        status = self._orig_status or self.status or "000"
+        fields = {
+            "request_id": environ.get(request_ids.ENVIRON_KEY, "-"),
+            "client": environ.get("REMOTE_ADDR") or "-",
+            "method": self.command or "-",
+            "path": log_redaction.redact(self.path or ""),
+            "status": int(status.split()[0]) if status.split()[0].isdigit() else 0,
+            "bytes": self.response_length,
+            "duration_ms": round(((self.time_finish or self.time_start) - self.time_start) * 1000, 1),
+        }
+        access_logger.info(
+            '%(client)s "%(method)s %(path)s" %(status)s %(bytes)s %(duration_ms).1fms id=%(request_id)s',
+            fields,
+            extra=fields,
+        )
 
     def _handle_client_error(self, ex):
         # pywsgi prints a traceback for any client error that is not a

@@ -90,6 +90,8 @@ def test_every_setting_is_read():
         ({"REDIS_URL": "redis://h?socket_timeout=abc"}, "REDIS_URL"),
         ({"REDIS_URL": "redis://h?sockettimeout=1"}, "REDIS_URL"),
         ({"PUBLISH_ACK": "none"}, "PUBLISH_ACK"),
+        ({"LOG_LEVEL": "verbose"}, "LOG_LEVEL"),
+        ({"LOG_FORMAT": "xml"}, "LOG_FORMAT"),
         ({"ALLOWED_ORIGINS": "https://a.example/path"}, "ALLOWED_ORIGINS"),
         ({"MAX_EVENT_BYTES": "-5"}, "MAX_EVENT_BYTES"),
         ({"SECRET_KEY": "short"}, "SECRET_KEY"),
