@@ -1,0 +1,89 @@
+"""ssehub under gunicorn (issue 14, item 5):
+
+    gunicorn -c gunicorn.conf.py service:app                          (a checkout)
+    gunicorn -c python:ssehub.gunicorn_conf ssehub.wsgi:app           (pip install 'ssehub[gunicorn]')
+
+gevent workers (one connection per subscriber, thousands each), $WEB_CONCURRENCY
+of them on 0.0.0.0:$PORT, the hub's own log lines in its LOG_FORMAT, and on
+SIGTERM every stream ended at once so browsers reconnect (to another process)
+instead of being cut when the graceful timeout runs out. Needs
+`pip install 'ssehub[gunicorn]'` (gunicorn, and `packaging` for its gevent worker).
+
+The master imports nothing of ssehub but its log format: gevent patches the
+workers, and modules that open sockets must be imported after that.
+"""
+
+import logging
+import os
+import signal
+
+from gunicorn.glogging import Logger
+
+from ssehub import log_format
+
+bind = f"{os.environ.get('HOST', '0.0.0.0')}:{os.environ.get('PORT', '5000')}"
+workers = int(os.environ.get("WEB_CONCURRENCY", "1"))
+worker_class = "gevent"
+# Open connections per worker: streams are most of them.
+worker_connections = int(os.environ.get("MAX_STREAMS", "10000")) + 100
+# Streams end at once on SIGTERM, so this is only for requests mid-flight;
+# it fits inside a PaaS's stop window (Heroku: 30 s, Kubernetes: 30 s).
+graceful_timeout = 10
+# Streams are long requests: the worker's heartbeat, not a request deadline.
+timeout = 30
+# Seconds an idle keep-alive connection is kept (gunicorn's default): after
+# SIGTERM a worker waits for these too, so a long one would delay its exit.
+keepalive = 2
+accesslog = "-" if os.environ.get("ACCESS_LOG", "").strip().lower() in ("1", "true", "yes", "on") else None
+
+
+class HubLogger(Logger):
+    """gunicorn's lines and the hub's through one handler in LOG_FORMAT, and access
+    lines with the fields `python service.py` writes (server.TimedHandler.log_request)."""
+
+    def setup(self, cfg):
+        super().setup(cfg)
+        log_format.configure(os.environ.get("LOG_LEVEL", "info").strip().upper(), os.environ.get("LOG_FORMAT", "text"))
+        for log in (self.error_log, self.access_log):
+            log.handlers.clear()
+            log.propagate = True
+
+    def access(self, resp, req, environ, request_time):
+        if not self.access_log_enabled:
+            return
+        from ssehub import log_redaction, request_ids
+
+        path = req.path + (f"?{req.query}" if req.query else "")
+        fields = {
+            "request_id": environ.get(request_ids.ENVIRON_KEY, "-"),
+            "client": environ.get("REMOTE_ADDR") or "-",
+            "method": req.method,
+            "path": log_redaction.redact(path),
+            "status": resp.status_code,
+            "bytes": getattr(resp, "sent", 0),
+            "duration_ms": round(request_time.total_seconds() * 1000, 1),
+        }
+        logging.getLogger("ssehub.access").info(
+            '%(client)s "%(method)s %(path)s" %(status)s %(bytes)s %(duration_ms).1fms id=%(request_id)s',
+            fields,
+            extra=fields,
+        )
+
+
+logger_class = HubLogger
+
+
+def post_worker_init(worker):
+    """SIGTERM ends every stream of this worker at once, then gunicorn's own exit."""
+    import gevent
+
+    def end_streams_and_exit(signum, frame):
+        worker.handle_exit(signum, frame)
+        gevent.spawn(worker.wsgi.shutdown)
+
+    signal.signal(signal.SIGTERM, end_streams_and_exit)
+
+
+def worker_int(worker):
+    """SIGINT/SIGQUIT: the same, before gunicorn's quick exit."""
+    worker.wsgi.shutdown()

@@ -1,0 +1,52 @@
+"""Issue 14, item 5: gunicorn -c gunicorn.conf.py service:app, two gevent workers on Redis."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from tests.conftest import HubClient, wait_for
+from tests.redis_server import free_port
+from tests.service_process import ROOT
+from tests.sse import StreamReader
+
+GUNICORN = os.path.join(os.path.dirname(sys.executable), "gunicorn")
+
+
+def test_two_gevent_workers_serve_log_as_the_hub_does_and_end_every_stream_on_sigterm(clean_redis, tmp_path):
+    port = free_port()
+    env = {
+        "PATH": os.environ["PATH"], "HOST": "127.0.0.1", "PORT": str(port), "WEB_CONCURRENCY": "2",
+        "REDIS_URL": clean_redis.url, "LOG_FORMAT": "json", "ACCESS_LOG": "1", "HEARTBEAT_SECONDS": "1",
+    }  # fmt: skip
+    log = open(tmp_path / "gunicorn.log", "w+")
+    command = [GUNICORN, "-c", "gunicorn.conf.py", "--control-socket", str(tmp_path / "ctl"), "service:app"]
+    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    hub = HubClient()
+    hub.port = port
+    try:
+        wait_for(lambda: open(log.name).read().count("Redis mode") == 2, timeout=20, message="both workers up")
+        readers = [StreamReader("127.0.0.1", port, "/events?channel=news") for _ in range(20)]
+        for reader in readers:
+            reader.read_until(lambda r: r.parser.last_event_id)
+        sent = hub.publish("news", "to every worker's streams")
+        for reader in readers:
+            assert [(m.data, m.last_event_id) for m in reader.take(1)] == [("to every worker's streams", sent)]
+        signalled = time.monotonic()
+        process.send_signal(signal.SIGTERM)
+        for reader in readers:
+            reader.read_until(lambda r: r.ended, timeout=5)  # a clean end, not a cut
+        assert process.wait(timeout=5) == 0 and time.monotonic() - signalled < 5
+        lines = [json.loads(line) for line in open(log.name).read().splitlines()]
+        loggers = {line["logger"] for line in lines}
+        assert {"ssehub", "ssehub.access", "gunicorn.error"} <= loggers
+        published = [line for line in lines if line["logger"] == "ssehub.access" and line.get("method") == "POST"]
+        assert published[0]["status"] == 201 and len(published[0]["request_id"]) == 32
+        assert not any("Traceback" in line["message"] or line["level"] == "ERROR" for line in lines)
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait()
+        log.close()
