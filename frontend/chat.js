@@ -37,7 +37,7 @@
 
   function send(method, path, body, done) {
     var xhr = new XMLHttpRequest();
-    xhr.open(method, path, true);
+    xhr.open(method, ssehub.hub + path, true);
     xhr.setRequestHeader("Content-Type", "application/json");
     xhr.onreadystatechange = function () {
       if (xhr.readyState !== 4) {

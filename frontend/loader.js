@@ -30,20 +30,20 @@
     // Old IE: the last of our tags (async tags may not be the last script).
     var scripts = document.getElementsByTagName("script");
     for (var i = scripts.length - 1; i >= 0; i -= 1) {
-      if (/\/(loader|widget)\.js([?#]|$)/.test(scripts[i].src)) {
+      if (/\/(loader|widget|chat)\.js([?#]|$)/.test(scripts[i].src)) {
         return scripts[i];
       }
     }
     return scripts[scripts.length - 1];
   }
 
-  // The hub is wherever this script came from, so other sites can embed it.
-  function originOf(src) {
-    var match = /^(https?:\/\/[^\/?#]+)/i.exec(src || "");
+  // The hub is where this script came from, path too (/hub/loader.js: /hub).
+  function baseOf(src) {
+    var match = /^(https?:\/\/[^?#]*)\/[^\/?#]+\.js([?#]|$)/i.exec(src || "");
     return match ? match[1] : "";
   }
 
-  var HUB = originOf(currentScript().src);
+  var HUB = baseOf(currentScript().src);
 
   function stubConsole() {
     // The polyfill calls console.error; old IE has no console until devtools open.

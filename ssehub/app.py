@@ -13,7 +13,7 @@ from collections.abc import Generator, Iterable, Iterator
 
 import gevent.monkey
 from werkzeug.exceptions import BadRequest, Forbidden, HTTPException, InternalServerError, MethodNotAllowed, NotFound
-from werkzeug.routing import Map, Rule
+from werkzeug.routing import Map, RequestRedirect, Rule
 from werkzeug.wrappers import Request, Response
 
 from . import cors, direct, expiry, log_redaction, metrics, request_ids
@@ -202,6 +202,11 @@ class SSEHubApp:
             return error_response(MethodNotAllowed(error.valid_methods, f"use {allowed} on {request.path}"))
         except NotFound:
             return error_response(NotFound(f"no such endpoint: {request.path}"))
+        except RequestRedirect as redirect:
+            if request.environ.get("PATH_INFO"):
+                return error_response(NotFound(f"no such endpoint: {request.path}"))
+            # A hub mounted at /hub and asked for /hub: to /hub/, which the demo's links need.
+            return redirect.get_response(request.environ)
         except UnicodeDecodeError:
             # Werkzeug decodes the query string on first use; raw non-UTF-8 bytes fail there.
             logger.info("%s %s from %s: URL is not UTF-8", request.method, request.path, request.remote_addr)
