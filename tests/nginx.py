@@ -36,16 +36,17 @@ http {{
 
 
 class Nginx:
-    def __init__(self, directory: str, upstream_port: int, scheme: str = "$scheme"):
-        """`scheme`: what nginx tells the hub; "https" stands in for TLS ending at the proxy."""
+    def __init__(self, directory: str, upstream_port: int, scheme: str = "$scheme", config: str = CONFIG):
+        """`scheme`: what nginx tells the hub; "https" stands in for TLS ending at the proxy.
+        `config`: nginx.conf with {dir}, {port}, {upstream} and {scheme} to fill in."""
         binary = shutil.which("nginx") or "/usr/sbin/nginx"
         if not os.path.exists(binary):
             raise RuntimeError("nginx is not installed: `apt-get install nginx-light` (make test does this)")
         self.port = free_port()
-        config = os.path.join(directory, "nginx.conf")
-        with open(config, "w") as file:
-            file.write(CONFIG.format(dir=directory, port=self.port, upstream=upstream_port, scheme=scheme))
-        self.process = subprocess.Popen([binary, "-c", config, "-p", directory], stderr=subprocess.DEVNULL)
+        path = os.path.join(directory, "nginx.conf")
+        with open(path, "w") as file:
+            file.write(config.format(dir=directory, port=self.port, upstream=upstream_port, scheme=scheme))
+        self.process = subprocess.Popen([binary, "-c", path, "-p", directory], stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 10
         while not os.path.exists(os.path.join(directory, "nginx.pid")):
             if time.monotonic() > deadline or self.process.poll() is not None:
