@@ -11,23 +11,6 @@ from tests.nginx import Nginx
 from tests.service_process import ROOT
 from tests.sse import StreamReader
 
-CONFIG = """
-worker_processes 1;
-daemon off;
-pid {dir}/nginx.pid;
-error_log {dir}/error.log;
-events {{ worker_connections 256; }}
-http {{
-    access_log off;
-    client_body_temp_path {dir}/body;
-    proxy_temp_path {dir}/proxy;
-    server {{
-        listen 127.0.0.1:{port};
-        {snippet}
-    }}
-}}
-"""
-
 
 def readme_snippet() -> str:
     with open(os.path.join(ROOT, "README.md")) as readme:
@@ -39,9 +22,9 @@ def readme_snippet() -> str:
 def proxied(live, tmp_path):
     trusted = (ipaddress.ip_network("127.0.0.1/32"),)  # TRUSTED_PROXIES=127.0.0.1, as the README says
     server = live(publish_token="the-token", trusted_proxies=trusted, heartbeat_seconds=0.5)
-    snippet = readme_snippet().replace("127.0.0.1:5000", f"127.0.0.1:{server.port}")
-    escaped = snippet.replace("{", "{{").replace("}", "}}")
-    proxy = Nginx(str(tmp_path), server.port, config=CONFIG.replace("{snippet}", escaped))
+    proxy = Nginx(
+        str(tmp_path), server.port, location=readme_snippet().replace("127.0.0.1:5000", "127.0.0.1:{upstream}")
+    )
     yield server, proxy
     proxy.stop()
 
