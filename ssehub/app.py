@@ -18,7 +18,7 @@ from werkzeug.wrappers import Request, Response
 
 from . import cors, direct, expiry, log_redaction, metrics, request_ids
 from .access import Access, TokenExpired
-from .brokers import Broker, BrokerUnavailable, IdempotencyConflict, create_broker
+from .brokers import CONFLICT, Broker, BrokerUnavailable, IdempotencyConflict, create_broker
 from .channels import MAX_CHANNELS_PER_STREAM, check_channel
 from .chat_routes import ChatRoutes
 from .config import Config
@@ -144,6 +144,13 @@ class SSEHubApp:
                 f"this token may not publish to {denied!r}: its ssehub.publish must cover it (nothing was published)"
             )
         keys = idempotency_keys(request, publisher.scope, messages)
+        try:
+            if len(messages) > 1 and any(
+                self.broker.conflicts(message.channel, key) for message, key in zip(messages, keys, strict=True) if key
+            ):
+                return json_response({"error": CONFLICT, "published": []}, 422)
+        except BrokerUnavailable as error:
+            return broker_unavailable(error, messages[0].channel, [])
         published: list[dict[str, str]] = []
         for message, key in zip(messages, keys, strict=True):
             try:

@@ -43,7 +43,8 @@ class HubLogger(Logger):
 
     def setup(self, cfg):
         super().setup(cfg)
-        log_format.configure(os.environ.get("LOG_LEVEL", "info").strip().upper(), os.environ.get("LOG_FORMAT", "text"))
+        level = os.environ.get("LOG_LEVEL", "info").strip().upper()
+        log_format.configure(level, os.environ.get("LOG_FORMAT", "text").strip().lower())
         for log in (self.error_log, self.access_log):
             log.handlers.clear()
             log.propagate = True
@@ -73,9 +74,23 @@ class HubLogger(Logger):
 logger_class = HubLogger
 
 
+def on_starting(server):
+    """Several workers need Redis, as with python service.py (WEB_CONCURRENCY or -w alike)."""
+    if server.cfg.workers > 1 and not os.environ.get("REDIS_URL", "").strip():
+        raise SystemExit(
+            f"ssehub: {server.cfg.workers} gunicorn workers need REDIS_URL: each worker's embedded broker would "
+            "keep its own events, so subscribers would miss what other workers publish; set REDIS_URL or use 1 worker"
+        )
+
+
 def post_worker_init(worker):
-    """SIGTERM ends every stream of this worker at once, then gunicorn's own exit."""
+    """Each worker: the open-file limit raised (a stream is a socket), and SIGTERM
+    ending every stream at once, then gunicorn's own exit."""
     import gevent
+
+    from ssehub.server import raise_open_file_limit
+
+    raise_open_file_limit()
 
     def end_streams_and_exit(signum, frame):
         worker.handle_exit(signum, frame)

@@ -53,7 +53,7 @@ def read_messages(request: Request, max_event_bytes: int) -> tuple[list[Message]
         raise UnsupportedMediaType(
             "send Content-Type: application/json, application/x-www-form-urlencoded or multipart/form-data"
         )
-    messages = [_message(item, max_event_bytes, index if is_batch else None) for index, item in enumerate(items)]
+    messages = [check_message(item, max_event_bytes, index if is_batch else None) for index, item in enumerate(items)]
     return messages, is_batch
 
 
@@ -71,7 +71,8 @@ def _json_body(raw: bytes) -> object:
     return body
 
 
-def _message(item: object, max_event_bytes: int, index: int | None) -> Message:
+def check_message(item: object, max_event_bytes: int, index: int | None = None) -> Message:
+    """One event of a publish, checked; raises an HTTPException saying what to fix."""
     where = f"event {index}: " if index is not None else ""
     if not isinstance(item, dict):
         raise BadRequest(f'{where}each event must be a JSON object like {{"channel": "news", "data": "hi"}}')

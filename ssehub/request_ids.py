@@ -7,6 +7,8 @@ from __future__ import annotations
 import re
 import uuid
 
+from . import log_redaction
+
 HEADER = "X-Request-ID"
 ENVIRON_KEY = "ssehub.request_id"
 _WELL_FORMED = re.compile(r"[A-Za-z0-9._-]{1,200}")
@@ -16,7 +18,8 @@ def of(environ: dict) -> str:
     """This request's id, kept in the environ: the client's if well formed, else a new one."""
     if ENVIRON_KEY not in environ:
         given = environ.get("HTTP_X_REQUEST_ID", "")
-        environ[ENVIRON_KEY] = given if _WELL_FORMED.fullmatch(given) else uuid.uuid4().hex
+        kept = _WELL_FORMED.fullmatch(given) and log_redaction.redact(given) == given  # never a token
+        environ[ENVIRON_KEY] = given if kept else uuid.uuid4().hex
     return environ[ENVIRON_KEY]
 
 

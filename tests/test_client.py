@@ -81,3 +81,33 @@ def test_the_redis_publisher_retries_a_lost_reply_and_stores_the_event_once(live
         publisher.close()
     finally:
         proxy.stop()
+
+
+def test_one_publisher_shared_by_many_greenlets_stores_each_event_once(live):
+    server = live()
+    hub = Publisher(server.url)
+    jobs = [gevent.spawn(hub.publish, "news", f"order {n}") for n in range(20)]
+    gevent.joinall(jobs, timeout=10, raise_error=True)
+    assert len({job.value for job in jobs}) == 20
+    assert sorted(e.data for e in server.app.broker.recent("news", 100)) == sorted(f"order {n}" for n in range(20))
+
+
+def test_when_retries_run_out_the_error_carries_the_key_to_publish_again_with(live):
+    server = live()
+    hub = Publisher("http://127.0.0.1:1", timeout=0.2, retry_seconds=0.5)  # nothing listens there
+    with pytest.raises(PublishError, match="idempotency_key=") as failed:
+        hub.publish("news", "x", idempotency_key="order-17")
+    assert failed.value.idempotency_key == "order-17" and failed.value.status is None
+    again = Publisher(server.url)
+    assert again.publish("news", "x", idempotency_key="order-17") == again.publish(
+        "news", "x", idempotency_key="order-17"
+    )
+
+
+def test_the_redis_publisher_refuses_a_bad_event_at_once(clean_redis):
+    publisher = RedisPublisher(clean_redis.url)
+    for channel, event in (("bad channel!", None), ("news", "ssehub.forged")):
+        with pytest.raises(PublishError) as refused:
+            publisher.publish(channel, "x", event)
+        assert refused.value.status == 400
+    publisher.close()

@@ -50,3 +50,11 @@ def test_two_gevent_workers_serve_log_as_the_hub_does_and_end_every_stream_on_si
             process.kill()
         process.wait()
         log.close()
+
+
+def test_several_workers_without_redis_stop_the_start_with_one_line(tmp_path):
+    env = {"PATH": os.environ["PATH"], "PORT": str(free_port()), "WEB_CONCURRENCY": "2"}
+    command = [GUNICORN, "-c", "gunicorn.conf.py", "--control-socket", str(tmp_path / "ctl"), "service:app"]
+    finished = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=20)
+    assert finished.returncode != 0
+    assert "ssehub: 2 gunicorn workers need REDIS_URL" in finished.stderr + finished.stdout

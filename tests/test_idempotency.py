@@ -45,6 +45,13 @@ def test_the_same_key_with_another_body_is_a_422_and_stores_nothing(hub):
     assert history(hub, "news") == ["first"] and history(hub, "b") == []
 
 
+def test_a_batch_that_changed_under_its_key_stores_nothing_even_on_new_channels(hub):
+    publish(hub, [{"channel": "a", "data": "1"}, {"channel": "b", "data": "2"}], key="order-17")
+    changed = [{"channel": "c", "data": "1"}, {"channel": "b", "data": "2, changed"}]
+    assert publish(hub, changed, key="order-17", status=422)["published"] == []
+    assert history(hub, "c") == [] and history(hub, "b") == ["2"]
+
+
 def test_a_retried_batch_stores_each_event_once_and_answers_the_same_ids(hub):
     batch = [{"channel": "a", "data": "1"}, {"channel": "b", "data": "2"}, {"channel": "a", "data": "3"}]
     first = publish(hub, batch, key="batch-1")

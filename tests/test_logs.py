@@ -57,3 +57,9 @@ def test_log_level_warning_leaves_out_the_info_lines():
         assert "listening on" not in hub.output() and " INFO " not in hub.output()
     finally:
         hub.stop()
+
+
+def test_a_request_id_shaped_like_a_token_is_replaced(testapp):
+    token = mint(subscribe=["news"])
+    made = testapp.get("/healthz", headers={"X-Request-ID": token[:200]}).headers["X-Request-ID"]
+    assert made != token[:200] and len(made) == 32

@@ -1,13 +1,19 @@
 """Issue 14, item 1: a built wheel installs ssehub, its frontend and polyfill,
 and the `ssehub` command, which serves on its own, outside the checkout."""
 
+import ast
 import os
+import pathlib
 import shutil
 import subprocess
 import sys
 import sysconfig
+import tomllib
+from importlib import metadata
 
 import pytest
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 from ssehub.config import Config
 from tests.conftest import HubClient, wait_for
@@ -74,3 +80,32 @@ def test_the_installed_command_serves_streams_and_the_frontend_from_the_package(
         process.kill()
         process.wait()
         log.close()
+
+
+def test_every_package_the_hub_imports_is_declared():
+    """pyproject's dependencies, with what they require in turn (this venv's metadata), cover
+    every third-party module ssehub imports: the installed test borrows this venv's packages."""
+    with open(os.path.join(ROOT, "pyproject.toml"), "rb") as project:
+        pending = [Requirement(text) for text in tomllib.load(project)["project"]["dependencies"]]
+    covered: set[str] = set()
+    while pending:
+        requirement = pending.pop()
+        if canonicalize_name(requirement.name) in covered:
+            continue
+        covered.add(canonicalize_name(requirement.name))
+        for text in metadata.requires(requirement.name) or []:
+            needed = Requirement(text)
+            extras = [{"extra": extra} for extra in requirement.extras] or [{"extra": ""}]
+            if needed.marker is None or any(needed.marker.evaluate(extra) for extra in extras):
+                pending.append(needed)
+    distributions = metadata.packages_distributions()
+    for path in pathlib.Path(ROOT, "ssehub").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [alias.name for alias in node.names] if isinstance(node, ast.Import) else []
+            if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names = [node.module]
+            for module in {name.split(".")[0] for name in names} - set(sys.stdlib_module_names) - {"ssehub"}:
+                if path.name == "gunicorn_conf.py" and module == "gunicorn":
+                    continue  # the [gunicorn] extra
+                owners = {canonicalize_name(owner) for owner in distributions.get(module, [module])}
+                assert owners & covered, f"{path.name} imports {module}, which pyproject.toml does not declare"

@@ -151,9 +151,10 @@ def test_readyz_fails_while_redis_refuses_writes_and_recovers(make_app, clean_re
     client.get("/readyz", status=200)
 
 
-def test_an_evicting_maxmemory_policy_is_warned_about_once(make_app, clean_redis, caplog):
+@pytest.mark.parametrize("policy", ["allkeys-lru", "volatile-ttl"])
+def test_an_evicting_maxmemory_policy_is_warned_about_once(make_app, clean_redis, caplog, policy):
     admin = clean_redis.client()
-    admin.config_set("maxmemory-policy", "allkeys-lru")
+    admin.config_set("maxmemory-policy", policy)
     try:
         broker = make_app(redis_url=clean_redis.url).broker
         wait_for(lambda: broker._listener.connected, message="connected")
@@ -161,8 +162,8 @@ def test_an_evicting_maxmemory_policy_is_warned_about_once(make_app, clean_redis
         admin.config_set("maxmemory-policy", "noeviction")
     warnings = [r.getMessage() for r in caplog.records if "maxmemory-policy" in r.getMessage()]
     assert warnings == [
-        "Redis maxmemory-policy is allkeys-lru: under memory pressure it evicts channel history "
-        "(streams resume with ssehub.reset); use noeviction or a volatile-* policy"
+        f"Redis maxmemory-policy is {policy}: under memory pressure it evicts what ssehub keeps (channel "
+        "history: streams resume with ssehub.reset; idempotency keys: retries publish twice); use noeviction"
     ]
 
 

@@ -76,6 +76,10 @@ class Broker(Protocol):
         With `idempotency`, a key already stored returns its event's id and
         stores nothing, or raises IdempotencyConflict for another fingerprint."""
 
+    def conflicts(self, channel: str, idempotency: Idempotency) -> bool:
+        """Whether `idempotency`'s key was used on `channel` with another fingerprint:
+        a batch is checked whole before any of it is stored."""
+
     def listen(self, channel: str) -> EventId:
         """Announce events on `channel` to this process from now on: every
         event after the returned id (the channel's head) is handed to `deliver`."""

@@ -92,6 +92,13 @@ class MemoryBroker:
             self._idempotency.remember(idempotency, stored.id)
         return stored.id
 
+    def conflicts(self, channel: str, idempotency: Idempotency) -> bool:
+        try:
+            self._idempotency.seen(idempotency)
+        except IdempotencyConflict:
+            return True
+        return False
+
     def listen(self, channel: str) -> EventId:
         self._listened.add(channel)
         return self.head(channel)

@@ -41,8 +41,17 @@ CONCURRENT_READS = COMMAND_POOL_SIZE // 2
 # itself may take seconds to get to the confirmation, and failing then would
 # send every waiting stream back into the storm (issue 12, item 4).
 CONFIRM_SECONDS = 10.0
-# Policies under which Redis may evict keys without a TTL, such as ssehub's streams.
-EVICTING_POLICIES = ("allkeys-lru", "allkeys-lfu", "allkeys-random")
+# Policies under which Redis may evict what ssehub keeps: streams (no TTL)
+# under allkeys-*, idempotency keys (a TTL) under volatile-* too.
+EVICTING_POLICIES = (
+    "allkeys-lru",
+    "allkeys-lfu",
+    "allkeys-random",
+    "volatile-lru",
+    "volatile-lfu",
+    "volatile-random",
+    "volatile-ttl",
+)
 
 
 class RedisBroker:
@@ -94,6 +103,10 @@ class RedisBroker:
         with unavailable_on_redis_errors():
             raw_id = self._writes.publish(stream_key(channel), data, event, self._settings, idempotency)
         return parse_stream_id(raw_id)
+
+    def conflicts(self, channel: str, idempotency: Idempotency) -> bool:
+        with self._reads:
+            return self._functions.conflicts(channel, idempotency.key, idempotency.fingerprint)
 
     def listen(self, channel: str) -> EventId:
         # The head is read before subscribing; the listener fills in anything
@@ -155,8 +168,8 @@ class RedisBroker:
             return  # managed Redis often forbids CONFIG; nothing to tell
         if policy in EVICTING_POLICIES:
             logger.warning(
-                "Redis maxmemory-policy is %s: under memory pressure it evicts channel history "
-                "(streams resume with ssehub.reset); use noeviction or a volatile-* policy",
+                "Redis maxmemory-policy is %s: under memory pressure it evicts what ssehub keeps (channel "
+                "history: streams resume with ssehub.reset; idempotency keys: retries publish twice); use noeviction",
                 policy,
             )
 

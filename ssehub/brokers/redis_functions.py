@@ -20,10 +20,6 @@ from .redis_clients import Client
 from .redis_format import event_from_entry, parse_stream_id, stream_key
 from .redis_library import Library
 
-# A key the readiness probe names, never written: Redis checks the user's ACL
-# key permissions on it as on any channel's (ssehub:*).
-_PROBE_KEY = stream_key("ssehub.ready")
-
 T = TypeVar("T")
 
 
@@ -53,9 +49,8 @@ class Functions:
         events = [event_from_entry(channel, entry_id, fields) for entry_id, fields in entries]
         return Replay(events, bool(exact), parse_stream_id(start), bool(more))
 
-    def check_writable(self) -> None:
-        """Raise BrokerUnavailable when Redis would refuse a publish (OOM, READONLY, NOPERM)."""
-        self._call("ssehub_ready", _PROBE_KEY)
+    def conflicts(self, channel: str, key: str, fingerprint: str) -> bool:
+        return bool(self._call("ssehub_conflicts", stream_key(channel), key, fingerprint))
 
     def run(self, send: Callable[..., T], name: str, key: str, *args) -> T:
         """`send(*command)` for function `name`; again another way if Redis

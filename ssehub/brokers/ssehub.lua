@@ -86,6 +86,11 @@ local function setting(raw, default)
   end
 end
 
+-- In the stream's slot, so the check and the append are one atomic step on any cluster.
+local function idempotency_record(key, idempotency_key)
+  return key .. ':idempotency:' .. redis.sha1hex(idempotency_key)
+end
+
 local function publish(keys, args)
   local key, data, event = keys[1], args[1], args[2] or ''
   local history_size = setting(args[3], DEFAULT_HISTORY_SIZE)
@@ -116,8 +121,12 @@ local function publish(keys, args)
     if fingerprint == '' then
       fingerprint = redis.sha1hex(event .. '\n' .. data)
     end
-    -- In the stream's slot, so the check and the append are one atomic step on any cluster.
-    record = key .. ':idempotency:' .. redis.sha1hex(idempotency_key)
+    record = idempotency_record(key, idempotency_key)
+    for _, command in ipairs({'get', 'set'}) do
+      if not redis.acl_check_cmd(command, record, '') then
+        return redis.error_reply('NOPERM this user may not ' .. command .. ' ' .. record .. ': give it +get +set')
+      end
+    end
     local seen = redis.call('GET', record)
     if seen then
       local seen_fingerprint, seen_id = string.match(seen, '^(%S+) (%S+)$')
@@ -218,12 +227,34 @@ end
 
 -- Writes nothing, but Redis refuses it exactly when it would refuse a
 -- publish (out of memory, a read-only replica, an ACL that does not let this
--- user write the ssehub:* key it is given): the readiness probe.
-local function ready()
+-- user write the ssehub:* key it is given): the readiness probe. It also
+-- checks the commands a publish runs, which Redis checks only as they run.
+local PUBLISH_COMMANDS = {
+  {'exists'}, {'xadd', '*', 'd', ''}, {'xlen'}, {'xrange', '-', '+'}, {'xtrim', 'MAXLEN', '0'},
+  {'xsetid', '0-1'}, {'spublish', ''}, {'get'}, {'set', ''},
+}
+
+local function ready(keys)
+  for _, command in ipairs(PUBLISH_COMMANDS) do
+    if not redis.acl_check_cmd(command[1], keys[1], unpack(command, 2)) then
+      return redis.error_reply('NOPERM this user may not run ' .. command[1] .. ' on ' .. keys[1] .. ' (see the README\'s ACLs)')
+    end
+  end
   return 1
+end
+
+-- {1, stored id} when an idempotency key was used on this channel with another
+-- fingerprint, else {0}: a batch is checked whole before any of it is stored.
+local function conflicts(keys, args)
+  local seen = redis.call('GET', idempotency_record(keys[1], args[1]))
+  if seen and string.sub(seen, 1, #args[2] + 1) ~= args[2] .. ' ' then
+    return 1
+  end
+  return 0
 end
 
 redis.register_function('ssehub_publish', publish)
 redis.register_function{function_name = 'ssehub_head', callback = head, flags = {'no-writes'}}
 redis.register_function{function_name = 'ssehub_replay', callback = replay, flags = {'no-writes'}}
 redis.register_function('ssehub_ready', ready)
+redis.register_function{function_name = 'ssehub_conflicts', callback = conflicts, flags = {'no-writes'}}
