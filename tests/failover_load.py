@@ -42,7 +42,8 @@ class Publisher:
             hub, channel = self._hubs[n % len(self._hubs)], CHANNELS[n % len(CHANNELS)]
             started = time.monotonic()
             data = f"event {n}"
-            status, reply = hub.request("POST", "/publish", {"channel": channel, "data": data}, timeout=10)
+            once = {"Idempotency-Key": f"publish-{n}"}  # the keyed path, a record beside each event
+            status, reply = hub.request("POST", "/publish", {"channel": channel, "data": data}, once, timeout=10)
             self.slowest = max(self.slowest, time.monotonic() - started)
             if status == 201:
                 self.acknowledged[channel].append(reply["id"])

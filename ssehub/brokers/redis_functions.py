@@ -18,7 +18,7 @@ from ..cursor import EventId, format_id
 from . import REPLAY_PAGE_BYTES, BrokerUnavailable, Replay
 from .redis_clients import Client
 from .redis_format import event_from_entry, parse_stream_id, stream_key
-from .redis_library import Library
+from .redis_library import Keys, Library
 
 T = TypeVar("T")
 
@@ -52,7 +52,7 @@ class Functions:
     def conflicts(self, channel: str, key: str, fingerprint: str) -> bool:
         return bool(self._call("ssehub_conflicts", stream_key(channel), key, fingerprint))
 
-    def run(self, send: Callable[..., T], name: str, key: str, *args) -> T:
+    def run(self, send: Callable[..., T], name: str, key: Keys, *args) -> T:
         """`send(*command)` for function `name`; again another way if Redis
         answers that the function is missing, which means it did not run."""
         if self.library.mode is None:

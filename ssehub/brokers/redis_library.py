@@ -24,6 +24,8 @@ MIN_REDIS_MAJOR = 7
 LIBRARY_PATH = os.path.join(os.path.dirname(__file__), "ssehub.lua")
 LIBRARY_NAME = "ssehub"
 
+# A function's key, or its keys (a publish with an idempotency key declares its record too).
+Keys = str | tuple[str, ...]
 # "ssehub: Redis mode: ..." after the log prefix (issue 13, item 4).
 mode_logger = logging.getLogger("ssehub")
 
@@ -57,19 +59,23 @@ class Library:
         self.as_scripts = False
         self.mode: str | None = None  # until prepared on a connection
 
-    def command(self, name: str, key: str, *args) -> tuple:
-        """The command that runs function `name` on `key` in the current mode."""
+    def command(self, name: str, key: Keys, *args) -> tuple:
+        """The command that runs function `name` on `key` (or keys) in the current mode."""
+        keys = (key,) if isinstance(key, str) else key
         read_only = name in self.read_only
         if self.as_scripts:
-            return ("EVALSHA_RO" if read_only else "EVALSHA", self._sha[name], 1, key, *args)
-        return ("FCALL_RO" if read_only else "FCALL", name, 1, key, *args)
+            return ("EVALSHA_RO" if read_only else "EVALSHA", self._sha[name], len(keys), *keys, *args)
+        return ("FCALL_RO" if read_only else "FCALL", name, len(keys), *keys, *args)
 
-    def instead_of_missing(self, error: redis.ResponseError, client: Client, name: str, key: str, *args):
+    def instead_of_missing(
+        self, error: redis.ResponseError, client: Client, name: str, key: str | tuple[str, ...], *args
+    ):
         """What to run after Redis answered that the function is missing, which
         means it did not run: the script's text, or the command again once the
         library is loaded. None when `error` is another refusal."""
         if self.as_scripts and isinstance(error, redis.exceptions.NoScriptError):
-            return ("EVAL_RO" if name in self.read_only else "EVAL", self._scripts[name], 1, key, *args)
+            keys = (key,) if isinstance(key, str) else key
+            return ("EVAL_RO" if name in self.read_only else "EVAL", self._scripts[name], len(keys), *keys, *args)
         if not self.as_scripts and "Function not found" in str(error):
             self.prepare(client)
             return self.command(name, key, *args)

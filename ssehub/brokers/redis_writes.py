@@ -9,6 +9,7 @@ survives a failover, and announcements carry only such events (issue 13, item 3)
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from collections.abc import Callable
@@ -51,7 +52,10 @@ class Writes:
         replicas = self.replicas_to_wait_for(key)
         notify = "0" if replicas else "1"
         once = (idempotency.key, idempotency.fingerprint) if idempotency else ()
-        arguments = (key, data, event or "", *settings, *((notify, *once) if replicas or once else ()))
+        # The key's record is declared too: while a cluster migrates the slot, Redis answers
+        # TRYAGAIN (a 503, nothing run) rather than check one node and append on another.
+        keys = (key, idempotency_record(key, idempotency.key)) if idempotency else key
+        arguments = (keys, data, event or "", *settings, *((notify, *once) if replicas or once else ()))
 
         def send(*command):
             return self._send(key, command, replicas, lambda reply: notification(reply[0], reply[1], event, data))
@@ -119,6 +123,11 @@ class Writes:
             self._functions.client.execute_command("SPUBLISH", key, payload)
         except (*_CONNECTION_ERRORS, redis.RedisError, RedisClusterException) as error:
             logger.warning("an acknowledged event on %s could not be announced: %s", key, error)
+
+
+def idempotency_record(key: str, idempotency_key: str) -> str:
+    """Where ssehub.lua keeps an idempotency key: in the stream's slot, by its SHA-1."""
+    return f"{key}:idempotency:{hashlib.sha1(idempotency_key.encode()).hexdigest()}"
 
 
 class ReplicasShort(PublishOutcomeUnknown):

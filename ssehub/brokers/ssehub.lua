@@ -4,6 +4,8 @@
 -- atomically. Applications may call ssehub_publish directly:
 --   FCALL ssehub_publish 1 ssehub:{news} "hello" [event-type [history-size [max-event-bytes [notify
 --         [idempotency-key [fingerprint]]]]]]
+-- (with a key, the hub declares its record as a second key, ssehub:{news}:idempotency:<sha1 of the key>,
+-- so a cluster migrating the slot answers TRYAGAIN rather than split the two)
 -- With notify 0 it does not announce the event and returns {id, previous id}:
 -- the hub announces it only once its replicas hold it (issue 13, item 3).
 -- With an idempotency key (issue 14, item 3) a publish is stored once: for
@@ -122,6 +124,9 @@ local function publish(keys, args)
       fingerprint = redis.sha1hex(event .. '\n' .. data)
     end
     record = idempotency_record(key, idempotency_key)
+    if keys[2] and keys[2] ~= record then
+      return redis.error_reply('ERR the second key must be ' .. record)
+    end
     for _, command in ipairs({'get', 'set'}) do
       if not redis.acl_check_cmd(command, record, '') then
         return redis.error_reply('NOPERM this user may not ' .. command .. ' ' .. record .. ': give it +get +set')
