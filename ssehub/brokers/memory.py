@@ -66,7 +66,7 @@ class MemoryBroker:
         self._listened: set[str] = set()
         self._announcing: collections.deque[Event] = collections.deque()
         self._announcer: gevent.Greenlet | None = None
-        self._idempotency = _Remembered(clock)
+        self._idempotency = _Remembered(time.monotonic)  # not the wall clock, which may step
 
     def start(self, deliver: Callable[[Event], None], history_lost: Callable[[str], None]) -> None:
         """`history_lost` is unused: history here never moves past a listener."""
