@@ -63,7 +63,10 @@ class RedisAddress:
 
 def parse_redis_url(raw: str) -> RedisAddress:
     """Raise ValueError, saying what is wrong, unless `raw` is one of the forms above."""
-    parts = urlsplit(raw)
+    try:
+        parts = urlsplit(raw)
+    except ValueError:  # an unclosed [ of an IPv6 address
+        raise ValueError(f"REDIS_URL must look like {FORMS}") from None
     if parts.scheme not in _SCHEMES:
         raise ValueError(f"REDIS_URL must look like {FORMS}")
     sentinel, tls = _SCHEMES[parts.scheme]

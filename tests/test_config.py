@@ -4,6 +4,8 @@ import re
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from hypothesis import given
+from hypothesis import strategies as st
 
 from ssehub.config import Config, ConfigError
 from ssehub.redis_url import parse_redis_url
@@ -163,3 +165,32 @@ def _weak_rsa_pem() -> str:
 def test_bad_token_settings_stop_the_start_naming_the_setting(env, message):
     with pytest.raises(ConfigError, match=f"^{re.escape(message)}"):
         Config.from_env(env)
+
+
+URL_PIECES = st.sampled_from(
+    [
+        "redis://",
+        "rediss://",
+        "redis+sentinel://",
+        "rediss+sentinel://",
+        "h",
+        ":",
+        "@",
+        ",",
+        "/",
+        "?",
+        "=",
+        "&",
+        "[",
+        "]",
+    ]
+    + ["::1", "6379", "99999", "mymaster", "ssl_cert_reqs", "none", "socket_timeout", "x", "%", " ", "\n"]
+)
+
+
+@given(st.one_of(st.text(max_size=60), st.lists(URL_PIECES, max_size=12).map("".join)))
+def test_any_redis_url_is_read_or_refused_with_one_line_naming_it(raw):
+    try:
+        Config.from_env({"REDIS_URL": raw})
+    except ConfigError as error:
+        assert "REDIS_URL" in str(error) and "\n" not in str(error)
