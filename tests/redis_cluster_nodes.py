@@ -106,37 +106,13 @@ class ClusterNodes:
         self.stop()
 
     def _launch(self, node: ClusterMember) -> None:
-        node.launch(
-            [
-                self.binary,
-                "--port",
-                str(node.port),
-                "--bind",
-                "127.0.0.1",
-                "--cluster-enabled",
-                "yes",
-                "--cluster-port",
-                str(node.bus_port),
-                "--cluster-config-file",
-                node.nodes_conf,
-                "--cluster-node-timeout",
-                str(self.node_timeout_ms),
-                # A replica may always be promoted, however long it was cut off from its primary:
-                # tests fail over right after restarts and resyncs, where the default (10) refuses.
-                "--cluster-replica-validity-factor",
-                "0",
-                "--appendonly",
-                "no",
-                "--save",
-                "",
-                # A full sync starts at once, not after 7.0's 5 s wait for more replicas to share it.
-                "--repl-diskless-sync-delay",
-                "0",
-                "--dir",
-                node.directory,
-                "--logfile",
-                node.log,
-            ]
+        node.launch_server(
+            self.binary,
+            *("--cluster-enabled", "yes", "--cluster-port", str(node.bus_port)),
+            *("--cluster-config-file", node.nodes_conf, "--cluster-node-timeout", str(self.node_timeout_ms)),
+            # A replica may always be promoted, however long it was cut off from its primary:
+            # tests fail over right after restarts and resyncs, where the default (10) refuses.
+            *("--cluster-replica-validity-factor", "0"),
         )
 
     def start(self, timeout: float = 30) -> ClusterNodes:

@@ -77,6 +77,19 @@ class Node:
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None
 
+    def launch_server(self, binary: str, *options: str) -> None:
+        """redis-server on this node's port, directory and log, keeping nothing on disk, with `options`."""
+        self.launch(
+            [
+                binary,
+                *("--port", str(self.port), "--bind", "127.0.0.1", "--appendonly", "no", "--save", ""),
+                # A full sync starts at once, not after 7.0's 5 s wait for more replicas to share it.
+                *("--repl-diskless-sync-delay", "0"),
+                *("--dir", self.directory, "--logfile", self.log),
+                *options,
+            ]
+        )
+
     def launch(self, command: list[str]) -> None:
         if self.alive:
             raise RuntimeError(f"{self!r} is already running")

@@ -40,27 +40,7 @@ class SentinelSet:
 
     def _launch(self, node: Node, primary: Node | None) -> None:
         replicaof = ["--replicaof", "127.0.0.1", str(primary.port)] if primary is not None else []
-        node.launch(
-            [
-                self.binary,
-                "--port",
-                str(node.port),
-                "--bind",
-                "127.0.0.1",
-                "--appendonly",
-                "no",
-                "--save",
-                "",
-                # A full sync starts at once, not after 7.0's 5 s wait for more replicas to share it.
-                "--repl-diskless-sync-delay",
-                "0",
-                "--dir",
-                node.directory,
-                "--logfile",
-                node.log,
-                *replicaof,
-            ]
-        )
+        node.launch_server(self.binary, *replicaof)
 
     def _launch_sentinel(self, sentinel: Node, primary: Node) -> None:
         conf = os.path.join(sentinel.directory, "sentinel.conf")
