@@ -13,7 +13,6 @@ The master imports nothing of ssehub but its log format: gevent patches the
 workers, and modules that open sockets must be imported after that.
 """
 
-import logging
 import os
 import signal
 
@@ -50,25 +49,10 @@ class HubLogger(Logger):
             log.propagate = True
 
     def access(self, resp, req, environ, request_time):
-        if not self.access_log_enabled:
-            return
-        from ssehub import log_redaction, request_ids
-
-        path = req.path + (f"?{req.query}" if req.query else "")
-        fields = {
-            "request_id": environ.get(request_ids.ENVIRON_KEY, "-"),
-            "client": environ.get("REMOTE_ADDR") or "-",
-            "method": req.method,
-            "path": log_redaction.redact(path),
-            "status": resp.status_code,
-            "bytes": getattr(resp, "sent", 0),
-            "duration_ms": round(request_time.total_seconds() * 1000, 1),
-        }
-        logging.getLogger("ssehub.access").info(
-            '%(client)s "%(method)s %(path)s" %(status)s %(bytes)s %(duration_ms).1fms id=%(request_id)s',
-            fields,
-            extra=fields,
-        )
+        if self.access_log_enabled:
+            path = req.path + (f"?{req.query}" if req.query else "")
+            sent = getattr(resp, "sent", 0)
+            log_format.log_access(environ, req.method, path, resp.status_code, sent, request_time.total_seconds())
 
 
 logger_class = HubLogger

@@ -9,9 +9,29 @@ import datetime
 import json
 import logging
 
+from . import log_redaction, request_ids
+
 TEXT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 # Attributes a log call may pass with `extra=` that the JSON line carries.
 REQUEST_FIELDS = ("request_id", "client", "method", "path", "status", "bytes", "duration_ms")
+
+
+ACCESS = '%(client)s "%(method)s %(path)s" %(status)s %(bytes)s %(duration_ms).1fms id=%(request_id)s'
+access_logger = logging.getLogger("ssehub.access")
+
+
+def log_access(environ: dict, method: str, path: str, status: int, size: int, seconds: float) -> None:
+    """One access line, the same under pywsgi (server.py) and gunicorn (gunicorn_conf.py)."""
+    fields = {
+        "request_id": environ.get(request_ids.ENVIRON_KEY, "-"),
+        "client": environ.get("REMOTE_ADDR") or "-",
+        "method": method or "-",
+        "path": log_redaction.redact(path),
+        "status": status,
+        "bytes": size,
+        "duration_ms": round(seconds * 1000, 1),
+    }
+    access_logger.info(ACCESS, fields, extra=fields)
 
 
 class JsonFormatter(logging.Formatter):

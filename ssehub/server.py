@@ -18,13 +18,12 @@ import gevent
 import gevent.pool
 from gevent.pywsgi import WSGIServer
 
-from . import direct, expiry, log_redaction, request_ids
+from . import direct, expiry, log_format
 from .app import SSEHubApp
 from .config import Config, ConfigError
 from .framing import StrictFramingHandler
 
 logger = logging.getLogger(__name__)
-access_logger = logging.getLogger("ssehub.access")
 
 
 def _refusal(status: str, message: str) -> bytes:
@@ -131,21 +130,14 @@ class TimedHandler(StrictFramingHandler):
     def log_request(self):
         if not self.access_log:
             return
-        environ = self.environ or {}
-        status = self._orig_status or self.status or "000"
-        fields = {
-            "request_id": environ.get(request_ids.ENVIRON_KEY, "-"),
-            "client": environ.get("REMOTE_ADDR") or "-",
-            "method": self.command or "-",
-            "path": log_redaction.redact(self.path or ""),
-            "status": int(status.split()[0]) if status.split()[0].isdigit() else 0,
-            "bytes": self.response_length,
-            "duration_ms": round(((self.time_finish or self.time_start) - self.time_start) * 1000, 1),
-        }
-        access_logger.info(
-            '%(client)s "%(method)s %(path)s" %(status)s %(bytes)s %(duration_ms).1fms id=%(request_id)s',
-            fields,
-            extra=fields,
+        status = (self._orig_status or self.status or "000").split()[0]
+        log_format.log_access(
+            self.environ or {},
+            self.command,
+            self.path or "",
+            int(status) if status.isdigit() else 0,
+            self.response_length,
+            (self.time_finish or self.time_start) - self.time_start,
         )
 
     def _handle_client_error(self, ex):

@@ -152,9 +152,6 @@ class Listener:
             if waiter is not None:
                 waiter.set()
 
-    def listening(self, channel: str) -> bool:
-        return channel in self._positions
-
     def notified(self, key: bytes, payload: bytes) -> None:
         parts = payload.split(b"\n", 3)
         if len(parts) != 4 or parse_id(parts[0].decode("ascii", "replace")) is None:
