@@ -26,13 +26,13 @@ from .cursor import EventId, format_id
 from .hub import Hub
 from .idempotency import Idempotency, idempotency_keys
 from .limits import Lease, StreamLimits
+from .meters import counted
 from .pages import Pages
 from .proxies import TrustedProxies
 from .publish import read_messages
 from .publish_auth import authorize
 from .responses import broker_unavailable, error_response, json_response
 from .stream import MAX_HISTORY, StreamOptions, event_stream, expired_body, turned_away
-from .worker_metrics import WorkerMetrics
 
 logger = logging.getLogger(__name__)
 
@@ -69,8 +69,7 @@ class SSEHubApp:
         self.limits = StreamLimits(config.max_streams_per_client, config.max_streams)
         self.access = Access(config)
         self.published = 0
-        # Set when this process is one of several workers (workers.py).
-        self.worker_metrics: WorkerMetrics | None = None
+        self.metrics = metrics.HubMetrics(self.metric_values)
         self._serve = request_ids.returning_it(TrustedProxies(self.wsgi_app, config.trusted_proxies))
         parts = (self, ChatRoutes(config, self.access, self.publish), Pages())
         # A Map binds its rules, so each app gets copies of the shared ones.
@@ -79,13 +78,22 @@ class SSEHubApp:
             name[3:]: getattr(part, name) for part in parts for name in dir(part) if name.startswith("on_")
         }
 
-    def publish(
-        self, channel: str, data: str, event: str | None = None, idempotency: Idempotency | None = None
-    ) -> EventId:
-        """Publish through the broker and count it; the one publish path of every route."""
-        event_id = self.broker.publish(channel, data, event, idempotency)
-        self.published += 1
+    def publish(self, channel: str, data: str, event: str | None = None) -> EventId:
+        """Publish through the broker and count it (the chat routes' path)."""
+        event_id, _ = self._publish_once(channel, data, event, None)
         return event_id
+
+    def _publish_once(
+        self, channel: str, data: str, event: str | None, idempotency: Idempotency | None
+    ) -> tuple[EventId, bool]:
+        """The one publish path of every route: the id, and whether this call
+        stored it (False: an idempotency key's earlier event). Counted when stored."""
+        if idempotency is None:
+            event_id, stored = self.broker.publish(channel, data, event), True
+        else:
+            event_id, stored = self.broker.publish_once(channel, data, event, idempotency)
+        self.published += stored
+        return event_id, stored
 
     def on_events(self, request: Request) -> Response:
         if not cors.origin_allowed(request, self.config.allowed_origins):
@@ -127,7 +135,8 @@ class SSEHubApp:
         refused = self.limits.admit(client)
         if refused is None:
             lease = Lease(self.limits, client)
-            handover = None if options.long_poll else direct.handover(request.environ, lease, channels)
+            self.hub.meters.streams_opened["long-poll" if options.long_poll else "stream"] += 1
+            handover = None if options.long_poll else direct.handover(request.environ, lease, channels, self.hub.meters)
             stream = event_stream(self.hub, self.broker, channels, last_event_id, options, handover)
             body: Iterable[bytes] = _Released(stream, lease)
         else:
@@ -136,6 +145,16 @@ class SSEHubApp:
         return _stream_response(body, headers)
 
     def on_publish(self, request: Request) -> Response:
+        try:
+            response, outcome = self._publish_request(request)
+        except HTTPException:
+            self.hub.meters.publishes["refused"] += 1
+            raise
+        self.hub.meters.publishes[outcome] += 1
+        return response
+
+    def _publish_request(self, request: Request) -> tuple[Response, str]:
+        """POST /publish's response, and its outcome for /metrics (meters.OUTCOMES)."""
         publisher = authorize(request, self.config.publish_token, self.access)
         messages, is_batch = read_messages(request, self.config.max_event_bytes)
         denied = publisher.channels.first_not_covered(tuple(message.channel for message in messages))
@@ -148,20 +167,23 @@ class SSEHubApp:
             if len(messages) > 1 and any(
                 self.broker.conflicts(message.channel, key) for message, key in zip(messages, keys, strict=True) if key
             ):
-                return json_response({"error": CONFLICT, "published": []}, 422)
+                return json_response({"error": CONFLICT, "published": []}, 422), "refused"
         except BrokerUnavailable as error:
-            return broker_unavailable(error, messages[0].channel, [])
+            return broker_unavailable(error, messages[0].channel, []), "broker_unavailable"
         published: list[dict[str, str]] = []
+        repeats = 0
         for message, key in zip(messages, keys, strict=True):
             try:
-                event_id = self.publish(message.channel, message.data, message.event, key)
+                event_id, stored = self._publish_once(message.channel, message.data, message.event, key)
             except IdempotencyConflict as error:
-                return json_response({"error": str(error), "published": published}, 422)
+                return json_response({"error": str(error), "published": published}, 422), "refused"
             except BrokerUnavailable as error:
                 logger.warning("publish to %s failed: %s", message.channel, error)
-                return broker_unavailable(error, message.channel, published)
+                return broker_unavailable(error, message.channel, published), "broker_unavailable"
+            repeats += not stored
             published.append({"id": format_id(event_id), "channel": message.channel})
-        return json_response(published if is_batch else published[0], 201)
+        response = json_response(published if is_batch else published[0], 201)
+        return response, "duplicate_key" if repeats == len(messages) else "ok"
 
     def on_healthz(self, request: Request) -> Response:
         return json_response({"status": "ok"})
@@ -173,8 +195,8 @@ class SSEHubApp:
             return json_response({"error": f"broker unavailable: {error}"}, 503)
         return json_response({"status": "ready", "subscribers": self.hub.subscriber_count})
 
-    def metric_values(self) -> dict[str, int]:
-        """This process's figures for /metrics, by name (see METRICS)."""
+    def metric_values(self) -> dict[str, float]:
+        """This process's figures for /metrics, by cell (metrics.CELLS)."""
         try:
             self.broker.check()
             broker_up = 1
@@ -188,16 +210,26 @@ class SSEHubApp:
             "evictions_total": self.hub.evictions,
             "streams_refused_total": self.limits.refused,
             "broker_up": broker_up,
+            **counted(self.hub.meters),
         }
 
     def on_metrics(self, request: Request) -> Response:
-        values = self.metric_values()
-        if self.worker_metrics is None:
-            text = metrics.render(values)
+        if self.config.metrics_port is not None:
+            raise NotFound()  # served on METRICS_PORT only (server.py)
+        return self.metrics_response(request)
+
+    def metrics_response(self, request: Request) -> Response:
+        body, content_type = self.metrics.exposition(request.headers.get("Accept", ""))
+        return Response(body, content_type=content_type)
+
+    def serve_metrics(self, environ, start_response):
+        """The WSGI app on METRICS_PORT: /metrics, and nothing else."""
+        request = Request(environ)
+        if request.path == "/metrics" and request.method in ("GET", "HEAD"):
+            response = self.metrics_response(request)
         else:
-            self.worker_metrics.write(values)
-            text = metrics.render_workers(self.worker_metrics.rows(), self.worker_metrics.retired())
-        return Response(text, mimetype="text/plain", content_type="text/plain; version=0.0.4; charset=utf-8")
+            response = error_response(NotFound(f"no such endpoint: {request.path}; this port serves GET /metrics"))
+        return response(environ, start_response)
 
     def dispatch_request(self, request: Request) -> Response:
         adapter = self.url_map.bind_to_environ(request.environ)
@@ -240,6 +272,7 @@ class SSEHubApp:
         self.hub.shutdown()
 
     def close(self) -> None:
+        self.metrics.close()
         self.hub.close()
         self.broker.close()
 

@@ -153,7 +153,7 @@ class RedisPublisher:
 
             def publish(message=message, once=once):
                 try:
-                    return self._broker.publish(message.channel, message.data, message.event, once)
+                    return self._broker.publish_once(message.channel, message.data, message.event, once)[0]
                 except BrokerUnavailable as error:
                     raise _Retry(str(error)) from None
                 except IdempotencyConflict as error:

@@ -27,6 +27,9 @@ class Config:
     port: int = 5000
     # Address to bind. Default 0.0.0.0 (all interfaces).
     host: str = "0.0.0.0"
+    # Serve /metrics on this port (on HOST) instead of PORT, whose /metrics
+    # then answers 404: keep it off the public router. Default: unset (PORT).
+    metrics_port: int | None = None
     # Unset: the embedded in-memory broker (one process, history lost on
     # restart). redis://, rediss:// (one Redis or a cluster's nodes) or
     # redis+sentinel:// selects the Redis broker (redis_url.py).
@@ -118,6 +121,7 @@ class Config:
         config = cls(
             port=_int(env, "PORT", cls.port, low=1, high=65535),
             host=env.get("HOST", cls.host).strip() or cls.host,
+            metrics_port=_metrics_port(env),
             redis_url=_redis_url(env),
             publish_ack=_choice(env, "PUBLISH_ACK", ("replica", "primary")),
             publish_token=_publish_token(env),
@@ -174,6 +178,15 @@ def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -
     if not low <= value <= high:
         raise ConfigError(f"{name}={value} is out of range; use {low} to {high}")
     return value
+
+
+def _metrics_port(env: Mapping[str, str]) -> int | None:
+    if not env.get("METRICS_PORT", "").strip():
+        return None
+    port = _int(env, "METRICS_PORT", 0, low=1, high=65535)
+    if port == _int(env, "PORT", Config.port, low=1, high=65535):
+        raise ConfigError(f"METRICS_PORT={port} is PORT too; give metrics a port of their own, or unset METRICS_PORT")
+    return port
 
 
 def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:

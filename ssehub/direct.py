@@ -22,8 +22,9 @@ import gevent.socket
 
 from . import expiry, wire
 from .cursor import EventId
-from .event import unsent_frames
+from .event import Event, unsent, unsent_frames
 from .limits import Lease
+from .meters import Meters
 from .subscription import Subscription
 
 logger = logging.getLogger(__name__)
@@ -60,6 +61,7 @@ class DetachedStream:
         "_end",
         "_timeout",
         "_hangup",
+        "_meters",
         "idle",
     )
 
@@ -72,6 +74,7 @@ class DetachedStream:
         end: Callable[[], None],
         write_timeout: float,
         wrap: bool,
+        meters: Meters,
     ):
         self._connection = connection
         self._socket = connection._sock  # the non-blocking socket inside gevent's
@@ -86,6 +89,7 @@ class DetachedStream:
         # end the stream then, not at the next heartbeat, so a crowd that
         # leaves gives its descriptors and limits back at once (as Nchan does).
         self._hangup = gevent.get_hub().loop.io(self._socket.fileno(), 1)
+        self._meters = meters
         # True while no greenlet is draining: the fan-out may send itself.
         self.idle = True
 
@@ -98,19 +102,21 @@ class DetachedStream:
         if subscription.evicted or subscription.closed or subscription.expired:
             self.end()
         elif subscription.queue:
-            self._drain_from(b"")
+            self._drain_from(b"", 0, ())
 
-    def send(self, event) -> None:
-        """From the fan-out, on an idle stream: straight to the socket."""
+    def send(self, event) -> int:
+        """From the fan-out, on an idle stream: straight to the socket. The
+        bytes of the stream written now, which the fan-out counts (0: none, or
+        a drainer took them over and counts them)."""
         if event.id <= self._positions[self._channel]:
-            return
+            return 0
         self._positions[self._channel] = event.id
         if self._wrap:
             event = event.wrapped()
-        self._write(event.chunk() if self._chunked else event.frame)
+        return self._write(event.chunk() if self._chunked else event.frame, len(event.frame), event)
 
     def send_heartbeat(self) -> None:
-        self._write(self._framed(wire.HEARTBEAT))
+        self._meters.written(self._write(self._framed(wire.HEARTBEAT), len(wire.HEARTBEAT)))
 
     def finish(self, last_words: bytes = b"") -> None:
         """End the response (best effort: a socket that is full gets only the close) and release the stream."""
@@ -119,8 +125,10 @@ class DetachedStream:
             return
         self._hangup.stop()
         self._subscription.stream = None
+        data = self._framed(last_words) + (_LAST_CHUNK if self._chunked else b"")
         try:
-            self._socket.send(self._framed(last_words) + (_LAST_CHUNK if self._chunked else b""))
+            if self._socket.send(data) == len(data):
+                self._meters.written(len(last_words))
         except OSError:
             pass
         # The bare socket, closed at once: gevent's would wait for pywsgi's
@@ -151,31 +159,39 @@ class DetachedStream:
             pass
         self.finish()
 
-    def _write(self, data: bytes) -> None:
+    def _write(self, data: bytes, size: int, event: Event | None = None) -> int:
+        """Send `data`, which frames `size` bytes of the stream (carrying `event`):
+        `size` when it went whole, else 0 (a drainer sends the rest, and counts it)."""
         try:
             sent = self._socket.send(data)
         except BlockingIOError:
             sent = 0
         except OSError:
             self.finish()  # the client is gone
-            return
+            return 0
         if sent < len(data):
-            self._drain_from(data[sent:])
+            self._drain_from(data[sent:], size, () if event is None else (event,))
+            return 0
+        return size
 
-    def _drain_from(self, pending: bytes) -> None:
+    def _drain_from(self, pending: bytes, size: int, events: tuple[Event, ...] | list[Event]) -> None:
         self.idle = False
-        gevent.spawn(self._drain, pending)
+        gevent.spawn(self._drain, pending, size, events)
 
-    def _drain(self, pending: bytes) -> None:
-        """A greenlet while the socket is full: write `pending`, then the queue, until nothing is left."""
+    def _drain(self, pending: bytes, size: int, events: tuple[Event, ...] | list[Event]) -> None:
+        """A greenlet while the socket is full: write `pending` (the rest of
+        `size` bytes carrying `events`), then the queue, until nothing is left."""
         subscription = self._subscription
         try:
             while True:
                 self._send_all(pending)
+                self._meters.written(size, events)
                 if subscription.closed or subscription.evicted or subscription.expired:
                     self.end()
                     return
-                pending = self._framed(b"".join(unsent_frames(subscription.take(), self._positions, self._wrap)))
+                events = unsent(subscription.take(), self._positions)
+                frames = b"".join(unsent_frames(events, self._positions, self._wrap))
+                pending, size = self._framed(frames), len(frames)
                 if not pending:
                     self.idle = True
                     return
@@ -204,11 +220,12 @@ class DetachedStream:
 class Handover:
     """A stream's way out of pywsgi: its handler, and its place under the limits."""
 
-    __slots__ = ("_handler", "_lease")
+    __slots__ = ("_handler", "_lease", "_meters")
 
-    def __init__(self, handler, lease: Lease):
+    def __init__(self, handler, lease: Lease, meters: Meters):
         self._handler = handler
         self._lease = lease
+        self._meters = meters
 
     def detach(self, subscription: Subscription, positions: dict[str, EventId], wrap: bool, end) -> None:
         """Hand the live stream over to a DetachedStream; pywsgi then finishes
@@ -227,12 +244,14 @@ class Handover:
             end()
             lease.release()
 
-        stream = DetachedStream(connection, chunked, positions, subscription, ended, handler.write_timeout, wrap)
+        stream = DetachedStream(
+            connection, chunked, positions, subscription, ended, handler.write_timeout, wrap, self._meters
+        )
         lease.handed_over = True
         stream.start()
 
 
-def handover(environ: dict, lease: Lease, channels: tuple[str, ...]) -> Handover | None:
+def handover(environ: dict, lease: Lease, channels: tuple[str, ...], meters: Meters) -> Handover | None:
     """A Handover when the stream can leave its greenlet: one channel (the bare id
     is the cursor, so one frame fits every subscriber), served by our pywsgi
     handler over plain TCP (not TLS, not another server)."""
@@ -240,4 +259,4 @@ def handover(environ: dict, lease: Lease, channels: tuple[str, ...]) -> Handover
     handler = offered() if offered is not None else None
     if handler is None or len(channels) != 1 or type(handler.socket) is not gevent.socket.socket:
         return None
-    return Handover(handler, lease)
+    return Handover(handler, lease, meters)

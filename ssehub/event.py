@@ -6,6 +6,7 @@ Brokers create these; the hub fans the same bytes out to every subscriber.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterable, Iterator
 
 from . import wire
@@ -15,7 +16,7 @@ from .cursor import EventId, format_cursor, format_id
 class Event:
     """An event on one channel with its id and its ready-made SSE frame."""
 
-    __slots__ = ("channel", "id", "type", "data", "frame", "_id_length", "_wrapped", "_chunk")
+    __slots__ = ("channel", "id", "type", "data", "frame", "arrived", "_id_length", "_wrapped", "_chunk")
 
     def __init__(self, channel: str, event_id: EventId, data: str, type: str | None = None):
         self.channel = channel
@@ -26,6 +27,8 @@ class Event:
         self._id_length = len(id_line)
         # The frame for a one-channel stream, whose cursor is the bare id.
         self.frame = id_line + wire.event_body(data, type)
+        # When it reached this process (time.monotonic()), for the delivery latency (meters.py).
+        self.arrived = time.monotonic()
         self._wrapped: Event | None = None
         self._chunk: bytes | None = None
 
@@ -50,6 +53,7 @@ class Event:
         if self._wrapped is None:
             body = json.dumps({"event": self.type or "message", "data": self.data}, ensure_ascii=False)
             self._wrapped = Event(self.channel, self.id, body)
+            self._wrapped.arrived = self.arrived
         return self._wrapped
 
     def frame_with_cursor(self, cursor: str) -> bytes:
@@ -71,3 +75,8 @@ def unsent_frames(events: Iterable[Event], positions: dict[str, EventId], wrap: 
         if wrap:
             event = event.wrapped()
         yield event.frame if single else event.frame_with_cursor(format_cursor(positions, event.channel))
+
+
+def unsent(events: list[Event], positions: dict[str, EventId]) -> list[Event]:
+    """The `events` a stream at `positions` has not had (without moving it)."""
+    return [event for event in events if event.id > positions[event.channel]]

@@ -6,19 +6,24 @@
 gevent workers (one connection per subscriber, thousands each), $WEB_CONCURRENCY
 of them on 0.0.0.0:$PORT, the hub's own log lines in its LOG_FORMAT, and on
 SIGTERM every stream ended at once so browsers reconnect (to another process)
-instead of being cut when the graceful timeout runs out. Needs
+instead of being cut when the graceful timeout runs out, and /metrics (on PORT
+or METRICS_PORT) reporting every worker as one: the master makes the shared
+rows of worker_metrics.py and gives each worker one. Needs
 `pip install 'ssehub[gunicorn]'` (gunicorn, and `packaging` for its gevent worker).
 
-The master imports nothing of ssehub but its log format: gevent patches the
-workers, and modules that open sockets must be imported after that.
+The master imports nothing of ssehub but its log format and metric cells:
+gevent patches the workers, and modules that open sockets must be imported after that.
 """
 
 import os
 import signal
+import sys
 
 from gunicorn.glogging import Logger
 
 from ssehub import log_format
+from ssehub.meters import CELLS, COUNTERS
+from ssehub.worker_metrics import WorkerMetrics
 
 bind = f"{os.environ.get('HOST', '0.0.0.0')}:{os.environ.get('PORT', '5000')}"
 workers = int(os.environ.get("WEB_CONCURRENCY", "1"))
@@ -34,6 +39,10 @@ timeout = 30
 # SIGTERM a worker waits for these too, so a long one would delay its exit.
 keepalive = 2
 accesslog = "-" if os.environ.get("ACCESS_LOG", "").strip().lower() in ("1", "true", "yes", "on") else None
+# Rows for the workers' figures, with room for workers added by TTIN (and their replacements).
+METRICS_ROWS = 64
+# gunicorn's exit status for a worker that could not boot: the master then stops.
+WORKER_BOOT_ERROR = 3
 
 
 class HubLogger(Logger):
@@ -59,12 +68,29 @@ logger_class = HubLogger
 
 
 def on_starting(server):
-    """Several workers need Redis, as with python service.py (WEB_CONCURRENCY or -w alike)."""
+    """Several workers need Redis, as with python service.py (WEB_CONCURRENCY or -w alike);
+    the workers' figures get shared rows before any worker forks."""
     if server.cfg.workers > 1 and not os.environ.get("REDIS_URL", "").strip():
         raise SystemExit(
             f"ssehub: {server.cfg.workers} gunicorn workers need REDIS_URL: each worker's embedded broker would "
             "keep its own events, so subscribers would miss what other workers publish; set REDIS_URL or use 1 worker"
         )
+    server.ssehub_metrics = WorkerMetrics(CELLS, COUNTERS, max(METRICS_ROWS, server.cfg.workers))
+
+
+def pre_fork(server, worker):
+    """In the master: the new worker's row, the first no living worker holds."""
+    taken = {getattr(other, "ssehub_row", None) for other in server.WORKERS.values()}
+    worker.ssehub_metrics = server.ssehub_metrics
+    worker.ssehub_row = server.ssehub_metrics.free_row(taken)
+    if worker.ssehub_row is None:
+        server.log.warning("ssehub: more than %d workers; /metrics leaves the newest out", METRICS_ROWS)
+
+
+def child_exit(server, worker):
+    """In the master: a worker ended; its counts stay in the totals, its row is freed."""
+    if worker.ssehub_row is not None:
+        server.ssehub_metrics.retire(worker.ssehub_row)
 
 
 def post_worker_init(worker):
@@ -72,13 +98,22 @@ def post_worker_init(worker):
     ending every stream at once, then gunicorn's own exit."""
     import gevent
 
-    from ssehub.server import raise_open_file_limit
+    from ssehub.config import ConfigError
+    from ssehub.server import raise_open_file_limit, start_metrics_server
 
     raise_open_file_limit()
+    app = worker.wsgi
+    if worker.ssehub_row is not None:
+        app.metrics.join(worker.ssehub_metrics, worker.ssehub_row)
+    try:
+        start_metrics_server(app, shared=True)
+    except ConfigError as error:
+        print(f"ssehub: {error}", file=sys.stderr)
+        sys.exit(WORKER_BOOT_ERROR)
 
     def end_streams_and_exit(signum, frame):
         worker.handle_exit(signum, frame)
-        gevent.spawn(worker.wsgi.shutdown)
+        gevent.spawn(app.shutdown)
 
     signal.signal(signal.SIGTERM, end_streams_and_exit)
 

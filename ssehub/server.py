@@ -206,23 +206,16 @@ def serve(app: SSEHubApp, worker: str = "") -> int:
     if files - SPARE_FILES < config.max_streams:
         app.limits.total = max(1, files - SPARE_FILES)
     try:
-        server = wsgi_server(
-            app,
-            config,
-            listening_socket(config.host, config.port, shared=bool(worker)),
-            spawn=gevent.pool.Pool(),
-            log=logging.getLogger("ssehub.access"),
-            error_log=logging.getLogger("ssehub.server"),
-        )
-        server.start()
-    except OSError as error:
+        server = _started(app, config, "PORT", config.port, shared=bool(worker))
+    except ConfigError:
         app.close()
-        if error.errno == errno.EADDRINUSE:
-            raise ConfigError(f"PORT={config.port} is in use; stop what holds it or set PORT to a free port") from None
-        raise ConfigError(
-            f"HOST={config.host} cannot be listened on ({error.strerror or error}); "
-            "set HOST to an address of this machine, such as 0.0.0.0 or 127.0.0.1"
-        ) from None
+        raise
+    try:
+        metrics_server = start_metrics_server(app, shared=bool(worker))
+    except ConfigError:
+        server.stop()
+        app.close()
+        raise
     host, port = server.address[:2]
     logger.info(
         "ssehub %slistening on http://%s:%d (open-file limit %d, at most %d streams)",
@@ -232,6 +225,8 @@ def serve(app: SSEHubApp, worker: str = "") -> int:
         files,
         app.limits.total,
     )
+    if metrics_server is not None:
+        logger.info("metrics on http://%s:%d/metrics (not on PORT)", host, config.metrics_port)
     logger.info("broker: %s", app.broker.description)
     if config.publish_token is None:
         logger.warning(
@@ -263,6 +258,8 @@ def serve(app: SSEHubApp, worker: str = "") -> int:
         server.close()
         app.shutdown()
         server.stop(timeout=SHUTDOWN_GRACE_SECONDS)
+        if metrics_server is not None:
+            metrics_server.stop()
 
     for signum in (signal.SIGTERM, signal.SIGINT):
         gevent.signal_handler(signum, lambda signum=signum: gevent.spawn(stop, signum))
@@ -270,3 +267,42 @@ def serve(app: SSEHubApp, worker: str = "") -> int:
     app.close()
     logger.info("ssehub stopped")
     return 0
+
+
+def start_metrics_server(app: SSEHubApp, shared: bool) -> HubServer | None:
+    """The server of /metrics on METRICS_PORT, started; None when it is unset.
+
+    Raises ConfigError when it cannot listen there.
+    """
+    port = app.config.metrics_port
+    return None if port is None else _started(app.serve_metrics, app.config, "METRICS_PORT", port, shared)
+
+
+def _started(application, config: Config, name: str, port: int, shared: bool) -> HubServer:
+    """A started server of `application` on HOST and `port` (the setting `name`).
+
+    Raises ConfigError, naming the setting, when it cannot listen there.
+    """
+    try:
+        server = wsgi_server(
+            application,
+            config,
+            listening_socket(config.host, port, shared),
+            spawn=gevent.pool.Pool(),
+            log=logging.getLogger("ssehub.access"),
+            error_log=logging.getLogger("ssehub.server"),
+        )
+        server.start()
+    except OSError as error:
+        raise listen_error(config.host, name, port, error) from None
+    return server
+
+
+def listen_error(host: str, name: str, port: int, error: OSError) -> ConfigError:
+    """The one line saying why HOST and the port setting `name` cannot be listened on."""
+    if error.errno == errno.EADDRINUSE:
+        return ConfigError(f"{name}={port} is in use; stop what holds it or set {name} to a free port")
+    return ConfigError(
+        f"HOST={host} cannot be listened on ({error.strerror or error}); "
+        "set HOST to an address of this machine, such as 0.0.0.0 or 127.0.0.1"
+    )

@@ -21,7 +21,7 @@ from . import direct, expiry, wire
 from .brokers import REPLAY_PAGE_BYTES, Broker, BrokerUnavailable
 from .brokers.history import PAGE, by_id, pages_from
 from .cursor import EventId, format_cursor, parse_cursor
-from .event import Event, unsent_frames
+from .event import Event, unsent, unsent_frames
 from .hub import Hub, Subscription
 
 logger = logging.getLogger(__name__)
@@ -77,6 +77,23 @@ def event_stream(
     With a `handover`, the stream leaves its response once it has caught up:
     the connection lives on without a greenlet (direct.py) and this returns.
     """
+    body = _body(hub, broker, channels, last_event_id, options, handover)
+    try:
+        for chunk in body:
+            yield chunk
+            hub.meters.written(len(chunk))  # the server wrote it before asking for more
+    finally:
+        body.close()
+
+
+def _body(
+    hub: Hub,
+    broker: Broker,
+    channels: tuple[str, ...],
+    last_event_id: str | None,
+    options: StreamOptions,
+    handover: direct.Handover | None,
+) -> Generator[bytes, None, None]:
     retry_ms = LONG_POLL_RETRY_MS if options.long_poll else options.retry_ms
     yield (wire.padding(options.padding) if options.padding else b"") + wire.retry(retry_ms) + wire.comment("ssehub")
     try:
@@ -91,12 +108,12 @@ def event_stream(
         requested = parse_cursor(last_event_id, channels)
         resumed = yield from _resume(hub, broker, subscription, requested, options)
         if options.long_poll:
-            yield from _follow_long_poll(subscription, resumed, options)
+            yield from _follow_long_poll(hub, subscription, resumed, options)
         elif handover is not None:
             handover.detach(subscription, resumed.positions, options.wrap, lambda: _ended(hub, subscription))
             subscription_ends_here = False  # the detached stream ends it
         else:
-            yield from _follow(subscription, resumed, options)
+            yield from _follow(hub, subscription, resumed, options)
     except BrokerUnavailable as error:
         yield wire.comment(f"interrupted, reconnect: {error}")
     finally:
@@ -109,7 +126,7 @@ def _ended(hub: Hub, subscription: Subscription) -> None:
     logger.debug("stream on %s ended", ",".join(subscription.channels))
 
 
-def _follow(subscription: Subscription, resumed: _Resumed, options: StreamOptions) -> Iterator[bytes]:
+def _follow(hub: Hub, subscription: Subscription, resumed: _Resumed, options: StreamOptions) -> Iterator[bytes]:
     """A stream that keeps its greenlet (several channels, or another server):
     live events as they come, a heartbeat when the hub's timer says so."""
     while True:
@@ -122,14 +139,17 @@ def _follow(subscription: Subscription, resumed: _Resumed, options: StreamOption
             return
         if subscription.closed:
             return
-        chunk = b"".join(unsent_frames(events, resumed.positions, options.wrap))
-        if chunk:
-            yield chunk
+        fresh = unsent(events, resumed.positions)
+        if fresh:
+            yield b"".join(unsent_frames(fresh, resumed.positions, options.wrap))
+            hub.meters.written(0, fresh)
         elif subscription.take_heartbeat():
             yield wire.HEARTBEAT
 
 
-def _follow_long_poll(subscription: Subscription, resumed: _Resumed, options: StreamOptions) -> Iterator[bytes]:
+def _follow_long_poll(
+    hub: Hub, subscription: Subscription, resumed: _Resumed, options: StreamOptions
+) -> Iterator[bytes]:
     """One long poll: it ends once it has sent events, or after the hold."""
     if subscription.expired:
         yield expiry.token_expired(resumed.positions, subscription.channels[0])
@@ -144,9 +164,10 @@ def _follow_long_poll(subscription: Subscription, resumed: _Resumed, options: St
             return
         if subscription.evicted or subscription.closed:
             return
-        chunk = b"".join(unsent_frames(events, resumed.positions, options.wrap))
-        if chunk:
-            yield chunk
+        fresh = unsent(events, resumed.positions)
+        if fresh:
+            yield b"".join(unsent_frames(fresh, resumed.positions, options.wrap))
+            hub.meters.written(0, fresh)
             return
         if subscription.take_heartbeat():
             yield wire.HEARTBEAT
@@ -178,6 +199,7 @@ def _resume(
         return (yield from _start_fresh(hub, broker, channels, options))
     first_pages = {channel: hub.replay(channel, requested[channel], PAGE) for channel in channels}
     resumed = _Resumed({channel: page.start for channel, page in first_pages.items()}, 0)
+    hub.meters.resumes["exact" if all(page.exact for page in first_pages.values()) else "reset"] += 1
     for channel, page in first_pages.items():
         if not page.exact:
             reset = json.dumps({"channel": channel})

@@ -58,14 +58,15 @@ class Subscription:
         self._limit = limit
         self._expiry: gevent.libev.corecext.timer | None = None
 
-    def deliver(self, event: Event) -> None:
+    def deliver(self, event: Event) -> int:
+        """Send or queue `event`: the bytes written to the socket now (0: queued,
+        and counted when written)."""
         if self.evicted:
-            return
+            return 0
         self.active = True
         stream = self.stream
         if stream is not None and stream.idle and not self.queue:
-            stream.send(event)
-            return
+            return stream.send(event)
         if len(self.queue) >= self._limit:
             # Drop the backlog now: the client resumes from its last id.
             self.evicted = True
@@ -73,6 +74,7 @@ class Subscription:
         else:
             self.queue.append(event)
         self.wakeup.set()
+        return 0
 
     def heartbeat(self) -> None:
         """The hub's heartbeat tick: keep an idle stream's connection warm."""

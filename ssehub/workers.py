@@ -22,8 +22,8 @@ import gevent.os
 
 from .app import create_app
 from .config import Config, ConfigError
-from .metrics import COUNTERS, METRICS
-from .server import listening_socket, serve
+from .meters import CELLS, COUNTERS
+from .server import listen_error, listening_socket, serve
 from .worker_metrics import WorkerMetrics
 
 logger = logging.getLogger(__name__)
@@ -32,7 +32,6 @@ logger = logging.getLogger(__name__)
 BAD_SETTING_STATUS = 2
 # Pause before replacing a worker that died, so a crash loop does not spin.
 REPLACE_DELAY_SECONDS = 1.0
-METRICS_INTERVAL_SECONDS = 1.0
 PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 _blocking_waitpid = gevent.monkey.get_original("os", "waitpid")
 
@@ -42,21 +41,22 @@ def serve_workers(config: Config) -> int:
 
     Raises ConfigError when HOST and PORT cannot be listened on.
     """
-    try:
-        # A probe, closed at once: an open socket here would be handed connections nobody accepts.
-        listening_socket(config.host, config.port, shared=True).close()
-    except OSError as error:
-        raise ConfigError(
-            f"PORT={config.port} on HOST={config.host} cannot be listened on ({error.strerror}); "
-            "stop what holds it or set PORT to a free port"
-        ) from None
+    ports = {"PORT": config.port, "METRICS_PORT": config.metrics_port}
+    for name, port in ports.items():
+        if port is None:
+            continue
+        try:
+            # A probe, closed at once: an open socket here would be handed connections nobody accepts.
+            listening_socket(config.host, port, shared=True).close()
+        except OSError as error:
+            raise listen_error(config.host, name, port, error) from None
     return _Supervisor(config).run()
 
 
 class _Supervisor:
     def __init__(self, config: Config):
         self._config = config
-        self._metrics = WorkerMetrics(tuple(METRICS), COUNTERS, config.web_concurrency)
+        self._metrics = WorkerMetrics(CELLS, COUNTERS, config.web_concurrency)
         self._workers: dict[int, int] = {}  # pid: index
         self._stopping = False
         self._pid = os.getpid()
@@ -107,11 +107,9 @@ class _Supervisor:
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, signal.SIG_DFL)  # serve() installs the worker's own
         _end_with_the_supervisor(self._pid)
-        self._metrics.index = index
         try:
             app = create_app(self._config)
-            app.worker_metrics = self._metrics
-            gevent.spawn(_record_metrics, app, self._metrics)
+            app.metrics.join(self._metrics, index)
             return serve(app, worker=f"worker {index + 1} of {self._config.web_concurrency}")
         except ConfigError as error:
             print(f"ssehub: {error}", file=sys.stderr)
@@ -131,10 +129,3 @@ def _end_with_the_supervisor(supervisor: int) -> None:
         logger.warning("workers will outlive a killed supervisor: prctl failed (errno %d)", ctypes.get_errno())
     if os.getppid() != supervisor:
         os.kill(os.getpid(), signal.SIGTERM)  # it died before prctl
-
-
-def _record_metrics(app, metrics: WorkerMetrics) -> None:
-    """Keep this worker's row fresh for whichever worker answers /metrics."""
-    while True:
-        metrics.write(app.metric_values())
-        gevent.sleep(METRICS_INTERVAL_SECONDS)

@@ -184,11 +184,13 @@ def test_an_idempotency_key_stores_and_announces_an_event_once(make_broker):
     broker.start(seen.append, lambda channel: None)
     broker.listen("news")
     key = Idempotency("key-1", "fingerprint-1")
-    first = broker.publish("news", "once", None, key)
-    assert broker.publish("news", "once", None, key) == first
+    first, stored = broker.publish_once("news", "once", None, key)
+    assert stored
+    assert broker.publish_once("news", "once", None, key) == (first, False)
     with pytest.raises(IdempotencyConflict):
-        broker.publish("news", "changed", None, Idempotency("key-1", "fingerprint-2"))
-    after = broker.publish("news", "next", None, Idempotency("key-2", "fingerprint-1"))
+        broker.publish_once("news", "changed", None, Idempotency("key-1", "fingerprint-2"))
+    after, stored = broker.publish_once("news", "next", None, Idempotency("key-2", "fingerprint-1"))
+    assert stored
     wait_for(lambda: len(seen) >= 2, message="two deliveries")
     assert [(e.id, e.data) for e in seen] == [(first, "once"), (after, "next")]
     assert data_of(broker.replay("news", None, 10)) == ["once", "next"]

@@ -1,6 +1,5 @@
 """GET /events read live from a gevent server, as a browser's EventSource would."""
 
-import http.client
 import json
 import socket
 
@@ -154,30 +153,6 @@ def test_raw_non_utf8_bytes_in_the_url_are_400_not_500(live):
             reply += chunk
     assert reply.startswith(b"HTTP/1.1 400")
     assert b'{"error": "the URL is not valid UTF-8; percent-encode it"}' in reply
-
-
-def test_metrics_report_subscribers_publishes_deliveries_and_the_broker(live):
-    server = live()
-    readers = [server.stream("channel=news") for _ in range(3)]
-    for reader in readers:
-        reader.read_until(lambda r: r.parser.last_event_id)
-    server.publish("news", "x")
-    for reader in readers:
-        reader.take(1)
-    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=5)
-    connection.request("GET", "/metrics")
-    reply = connection.getresponse()
-    assert reply.headers["Content-Type"].startswith("text/plain; version=0.0.4")
-    values = dict(line.split(" ") for line in reply.read().decode().splitlines() if not line.startswith("#"))
-    assert values == {
-        "ssehub_subscribers": "3",
-        "ssehub_channels": "1",
-        "ssehub_published_total": "1",
-        "ssehub_deliveries_total": "3",
-        "ssehub_evictions_total": "0",
-        "ssehub_broker_up": "1",
-        "ssehub_streams_refused_total": "0",
-    }
 
 
 def test_wrap_sends_every_event_unnamed_with_its_type_in_the_data(make_app):

@@ -41,9 +41,9 @@ def writes(monkeypatch):
         counts["direct"] += 1
         return send(self, event)
 
-    def counting_drain(self, pending):
+    def counting_drain(self, *pending):
         counts["drained"] += 1
-        return drain(self, pending)
+        return drain(self, *pending)
 
     monkeypatch.setattr(direct.DetachedStream, "send", counting_send)
     monkeypatch.setattr(direct.DetachedStream, "_drain", counting_drain)

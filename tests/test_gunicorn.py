@@ -8,6 +8,7 @@ import sys
 import time
 
 from tests.conftest import HubClient, wait_for
+from tests.prometheus import samples
 from tests.redis_server import free_port
 from tests.service_process import ROOT
 from tests.sse import StreamReader
@@ -16,24 +17,43 @@ GUNICORN = os.path.join(os.path.dirname(sys.executable), "gunicorn")
 
 
 def test_two_gevent_workers_serve_log_as_the_hub_does_and_end_every_stream_on_sigterm(clean_redis, tmp_path):
-    port = free_port()
+    port, metrics_port = free_port(), free_port()
     env = {
         "PATH": os.environ["PATH"], "HOST": "127.0.0.1", "PORT": str(port), "WEB_CONCURRENCY": "2",
         "REDIS_URL": clean_redis.url, "LOG_FORMAT": "json", "ACCESS_LOG": "1", "HEARTBEAT_SECONDS": "1",
+        "METRICS_PORT": str(metrics_port),
     }  # fmt: skip
     log = open(tmp_path / "gunicorn.log", "w+")
     command = [GUNICORN, "-c", "gunicorn.conf.py", "--control-socket", str(tmp_path / "ctl"), "service:app"]
     process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     hub = HubClient()
     hub.port = port
+    metrics = HubClient()
+    metrics.port = metrics_port
+
     try:
         wait_for(lambda: open(log.name).read().count("Redis mode") == 2, timeout=20, message="both workers up")
         readers = [StreamReader("127.0.0.1", port, "/events?channel=news") for _ in range(20)]
         for reader in readers:
             reader.read_until(lambda r: r.parser.last_event_id)
-        sent = hub.publish("news", "to every worker's streams")
+        sent = [hub.publish("news", f"to every worker's streams {n}") for n in range(10)]
         for reader in readers:
-            assert [(m.data, m.last_event_id) for m in reader.take(1)] == [("to every worker's streams", sent)]
+            assert [m.last_event_id for m in reader.take(10)] == sent
+        # Both workers' figures as one, whichever answers; /metrics is off the public port.
+        assert hub.request_raw("GET", "/metrics")[0] == 404
+        for _ in range(5):
+            figures = wait_for(
+                lambda: (
+                    (figures := samples(metrics.request_raw("GET", "/metrics")[1]))["ssehub_published_total"] == 10
+                    and figures
+                ),
+                message="both workers' publishes",
+            )
+            subscribers = [value for name, value in figures.items() if name.startswith("ssehub_worker_subscribers{")]
+            assert figures["ssehub_workers"] == 2 and len(subscribers) == 2 and min(subscribers) > 0
+            assert figures["ssehub_subscribers"] == sum(subscribers) == 20
+            assert figures["ssehub_deliveries_total"] == 200
+            assert len([name for name in figures if name.startswith("process_open_fds{")]) == 2
         signalled = time.monotonic()
         process.send_signal(signal.SIGTERM)
         for reader in readers:

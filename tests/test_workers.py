@@ -1,12 +1,12 @@
 """WEB_CONCURRENCY: worker processes sharing one port through Redis (issue 12, item 6)."""
 
 import os
-import re
 import signal
 
 import pytest
 
 from tests.conftest import wait_for
+from tests.prometheus import samples
 from tests.service_process import Service
 from tests.sse import StreamReader
 
@@ -29,9 +29,13 @@ def workers(clean_redis):
     hub.stop()
 
 
-def _worker_subscribers(hub):
+def _metrics(hub):
     _, text = hub.request_raw("GET", "/metrics")
-    return [int(count) for count in re.findall(rb'^ssehub_worker_subscribers\{worker="\d+"\} (\d+)$', text, re.M)]
+    return samples(text)
+
+
+def _worker_subscribers(hub):
+    return [value for name, value in _metrics(hub).items() if name.startswith("ssehub_worker_subscribers{")]
 
 
 def test_two_workers_share_the_port_serve_streams_and_see_each_others_events(workers):
@@ -48,8 +52,17 @@ def test_two_workers_share_the_port_serve_streams_and_see_each_others_events(wor
     ids = [workers.publish("shared", f"event {n}") for n in range(10)]
     for reader in readers:
         assert [(m.data, m.last_event_id) for m in reader.take(10)] == [(f"event {n}", ids[n]) for n in range(10)]
-    _, text = workers.request_raw("GET", "/metrics")
-    assert re.search(rb"^ssehub_workers 2$", text, re.M) and re.search(rb"^ssehub_broker_up 1$", text, re.M)
+    metrics = wait_for(
+        lambda: (metrics := _metrics(workers))['ssehub_publishes_total{outcome="ok"}'] == 10 and metrics,
+        message="both workers' publishes in /metrics",
+    )
+    assert metrics["ssehub_workers"] == 2 and metrics["ssehub_broker_up"] == 1
+    assert metrics['ssehub_streams_opened_total{transport="stream"}'] == STREAMS
+    assert metrics["ssehub_deliveries_total"] == metrics["ssehub_delivery_seconds_count"] == 10 * STREAMS
+    # prometheus_client's process series, for each worker: open files are per process.
+    open_files = {name: value for name, value in metrics.items() if name.startswith("process_open_fds")}
+    assert set(open_files) == {'process_open_fds{worker="0"}', 'process_open_fds{worker="1"}'}
+    assert all(value > 10 for value in open_files.values()), open_files
 
     workers.process.send_signal(signal.SIGTERM)
     for reader in readers:
@@ -64,8 +77,7 @@ def _worker_pids(hub):
 
 
 def _published_total(hub):
-    _, text = hub.request_raw("GET", "/metrics")
-    return int(re.search(rb"^ssehub_published_total (\d+)$", text, re.M).group(1))
+    return _metrics(hub)["ssehub_published_total"]
 
 
 def test_a_worker_that_dies_is_replaced_and_its_counts_are_kept(workers):

@@ -68,13 +68,16 @@ class Broker(Protocol):
         was trimmed during an outage, or lost): its streams must resume by id.
         """
 
-    def publish(
-        self, channel: str, data: str, event: str | None = None, idempotency: Idempotency | None = None
-    ) -> EventId:
+    def publish(self, channel: str, data: str, event: str | None = None) -> EventId:
         """Store and announce one event once and return its id, or raise
-        BrokerUnavailable (PublishOutcomeUnknown when it may have been stored).
-        With `idempotency`, a key already stored returns its event's id and
-        stores nothing, or raises IdempotencyConflict for another fingerprint."""
+        BrokerUnavailable (PublishOutcomeUnknown when it may have been stored)."""
+
+    def publish_once(
+        self, channel: str, data: str, event: str | None, idempotency: Idempotency
+    ) -> tuple[EventId, bool]:
+        """`publish`, once per idempotency key: the id and True when stored now;
+        for a key already stored, its event's id and False (nothing stored);
+        IdempotencyConflict when that key came with another fingerprint."""
 
     def conflicts(self, channel: str, idempotency: Idempotency) -> bool:
         """Whether `idempotency`'s key was used on `channel` with another fingerprint:

@@ -72,13 +72,17 @@ class MemoryBroker:
         """`history_lost` is unused: history here never moves past a listener."""
         self._deliver = deliver
 
-    def publish(
-        self, channel: str, data: str, event: str | None = None, idempotency: Idempotency | None = None
-    ) -> EventId:
-        if idempotency is not None:
-            stored_id = self._idempotency.seen(idempotency)
-            if stored_id is not None:
-                return stored_id
+    def publish_once(
+        self, channel: str, data: str, event: str | None, idempotency: Idempotency
+    ) -> tuple[EventId, bool]:
+        stored_id = self._idempotency.seen(idempotency)
+        if stored_id is not None:
+            return stored_id, False
+        event_id = self.publish(channel, data, event)
+        self._idempotency.remember(idempotency, event_id)
+        return event_id, True
+
+    def publish(self, channel: str, data: str, event: str | None = None) -> EventId:
         state = self._channel(channel)
         self._last = self._next_id(self._last)
         stored = Event(channel, self._last, data, event)
@@ -88,8 +92,6 @@ class MemoryBroker:
         state.last = stored.id
         if channel in self._listened:
             self._announce(stored)
-        if idempotency is not None:
-            self._idempotency.remember(idempotency, stored.id)
         return stored.id
 
     def conflicts(self, channel: str, idempotency: Idempotency) -> bool:

@@ -97,12 +97,17 @@ class RedisBroker:
             logger.warning("Redis is not reachable yet (%s); streams wait for it", error)
         self._listener.start(deliver, history_lost)
 
-    def publish(
-        self, channel: str, data: str, event: str | None = None, idempotency: Idempotency | None = None
-    ) -> EventId:
+    def publish(self, channel: str, data: str, event: str | None = None) -> EventId:
         with unavailable_on_redis_errors():
-            raw_id = self._writes.publish(stream_key(channel), data, event, self._settings, idempotency)
+            raw_id, _ = self._writes.publish(stream_key(channel), data, event, self._settings, None)
         return parse_stream_id(raw_id)
+
+    def publish_once(
+        self, channel: str, data: str, event: str | None, idempotency: Idempotency
+    ) -> tuple[EventId, bool]:
+        with unavailable_on_redis_errors():
+            raw_id, stored = self._writes.publish(stream_key(channel), data, event, self._settings, idempotency)
+        return parse_stream_id(raw_id), stored
 
     def conflicts(self, channel: str, idempotency: Idempotency) -> bool:
         with self._reads:

@@ -46,11 +46,13 @@ class Writes:
 
     def publish(
         self, key: str, data: str, event: str | None, settings: tuple[int, int], idempotency: Idempotency | None
-    ) -> bytes:
-        """The new entry's raw id (an earlier one's, for a repeated idempotency key);
-        raises redis errors, BrokerUnavailable, PublishOutcomeUnknown or IdempotencyConflict."""
+    ) -> tuple[bytes, bool]:
+        """The new entry's raw id and True, or for a repeated idempotency key an
+        earlier one's and False; raises redis errors, BrokerUnavailable,
+        PublishOutcomeUnknown or IdempotencyConflict."""
         replicas = self.replicas_to_wait_for(key)
-        notify = "0" if replicas else "1"
+        # 0: the hub announces, after WAIT; 2: Redis does, and tells a repeat; 1: Redis does.
+        notify = "0" if replicas else "2" if idempotency else "1"
         once = (idempotency.key, idempotency.fingerprint) if idempotency else ()
         # The key's record is declared too: while a cluster migrates the slot, Redis answers
         # TRYAGAIN (a 503, nothing run) rather than check one node and append on another.
@@ -67,9 +69,9 @@ class Writes:
                 raise IdempotencyConflict(CONFLICT) from None
             raise
         if not isinstance(reply, list):
-            return reply  # announced by Redis (or by a library of an older hub, which ignores notify)
+            return reply, True  # announced by Redis (or by a library of an older hub, which ignores notify)
         raw_id, raw_previous = reply
-        return raw_id
+        return raw_id, raw_previous != b""
 
     def replicas_to_wait_for(self, key: str) -> int:
         return self._clients.replicas_needed(key) if self._replica_ack else 0
@@ -89,7 +91,7 @@ class Writes:
                 connection = pool.get_connection()
                 try:
                     reply = _run_once(connection, command, replicas, asking)
-                    if isinstance(reply, list):
+                    if replicas and isinstance(reply, list) and reply[1]:  # stored with notify 0, not a repeat
                         self._announce(connection, key, payload(reply))
                     return reply
                 finally:

@@ -8,10 +8,12 @@
 -- so a cluster migrating the slot answers TRYAGAIN rather than split the two)
 -- With notify 0 it does not announce the event and returns {id, previous id}:
 -- the hub announces it only once its replicas hold it (issue 13, item 3).
+-- With notify 2 it announces the event and returns {id, previous id} too.
 -- With an idempotency key (issue 14, item 3) a publish is stored once: for
--- IDEMPOTENCY_SECONDS the same key returns the first publish's id (and
--- previous id '') without storing anything, and the same key with another
--- fingerprint (by default a hash of the event type and data) is an error.
+-- IDEMPOTENCY_SECONDS the same key returns the first publish's id (with
+-- notify 0 or 2: {id, ''}, which tells a repeat) without storing or
+-- announcing anything, and the same key with another fingerprint (by
+-- default a hash of the event type and data) is an error.
 -- Loaded as shipped (redis-cli -x FUNCTION LOAD REPLACE < ssehub.lua): the
 -- settings travel with each publish, so hubs with different HISTORY_SIZE
 -- never trim each other's channels (issue 13, item 5). Without them, the
@@ -98,6 +100,7 @@ local function publish(keys, args)
   local history_size = setting(args[3], DEFAULT_HISTORY_SIZE)
   local max_event_bytes = setting(args[4], DEFAULT_MAX_EVENT_BYTES)
   local notify = args[5] ~= '0'
+  local with_previous = args[5] == '0' or args[5] == '2'
   if not (history_size and max_event_bytes) then
     return redis.error_reply('ERR history-size and max-event-bytes must be whole numbers from 1 to ' .. MAX_SETTING)
   end
@@ -139,10 +142,10 @@ local function publish(keys, args)
         return redis.error_reply('IDEMPOTENCY this idempotency key was used for another publish in the last '
           .. IDEMPOTENCY_SECONDS .. ' s')
       end
-      if notify then
-        return seen_id
+      if with_previous then
+        return {seen_id, ''}
       end
-      return {seen_id, ''}
+      return seen_id
     end
   end
   -- The id before this one, as a listener that saw everything holds it: a
@@ -168,6 +171,9 @@ local function publish(keys, args)
     return {id, previous}
   end
   redis.call('SPUBLISH', key, id .. '\n' .. previous .. '\n' .. event .. '\n' .. data)
+  if with_previous then
+    return {id, previous}
+  end
   return id
 end
 
