@@ -16,7 +16,7 @@ from werkzeug.exceptions import BadRequest, Forbidden, HTTPException, InternalSe
 from werkzeug.routing import Map, RequestRedirect, Rule
 from werkzeug.wrappers import Request, Response
 
-from . import cors, direct, expiry, log_redaction, metrics, request_ids
+from . import cors, direct, expiry, log_redaction, request_ids
 from .access import Access, TokenExpired
 from .brokers import CONFLICT, Broker, BrokerUnavailable, IdempotencyConflict, create_broker
 from .channels import MAX_CHANNELS_PER_STREAM, check_channel
@@ -27,6 +27,7 @@ from .hub import Hub
 from .idempotency import Idempotency, idempotency_keys
 from .limits import Lease, StreamLimits
 from .meters import counted
+from .metrics import HubMetrics
 from .pages import Pages
 from .proxies import TrustedProxies
 from .publish import read_messages
@@ -57,7 +58,6 @@ CORE_RULES = [
     Rule("/publish", endpoint="publish", methods=["POST"]),
     Rule("/healthz", endpoint="healthz", methods=["GET"]),
     Rule("/readyz", endpoint="readyz", methods=["GET"]),
-    Rule("/metrics", endpoint="metrics", methods=["GET"]),
 ]
 
 
@@ -69,11 +69,12 @@ class SSEHubApp:
         self.limits = StreamLimits(config.max_streams_per_client, config.max_streams)
         self.access = Access(config)
         self.published = 0
-        self.metrics = metrics.HubMetrics(self.metric_values)
+        self.metrics = HubMetrics(self._metric_figures, self._broker_up, public=config.metrics_port is None)
         self._serve = request_ids.returning_it(TrustedProxies(self.wsgi_app, config.trusted_proxies))
-        parts = (self, ChatRoutes(config, self.access, self.publish), Pages())
+        parts = (self, ChatRoutes(config, self.access, self.publish), Pages(), self.metrics)
         # A Map binds its rules, so each app gets copies of the shared ones.
-        self.url_map = Map([rule.empty() for rule in (*CORE_RULES, *ChatRoutes.rules, *Pages.rules)])
+        rules = (*CORE_RULES, *ChatRoutes.rules, *Pages.rules, *HubMetrics.rules)
+        self.url_map = Map([rule.empty() for rule in rules])
         self._handlers = {
             name[3:]: getattr(part, name) for part in parts for name in dir(part) if name.startswith("on_")
         }
@@ -195,13 +196,8 @@ class SSEHubApp:
             return json_response({"error": f"broker unavailable: {error}"}, 503)
         return json_response({"status": "ready", "subscribers": self.hub.subscriber_count})
 
-    def metric_values(self) -> dict[str, float]:
-        """This process's figures for /metrics, by cell (metrics.CELLS)."""
-        try:
-            self.broker.check()
-            broker_up = 1
-        except BrokerUnavailable:
-            broker_up = 0
+    def _metric_figures(self) -> dict[str, float]:
+        """This process's figures for /metrics by cell (meters.CELLS), but broker_up; no I/O."""
         return {
             "subscribers": self.hub.subscriber_count,
             "channels": self.hub.channel_count,
@@ -209,27 +205,15 @@ class SSEHubApp:
             "deliveries_total": self.hub.delivered,
             "evictions_total": self.hub.evictions,
             "streams_refused_total": self.limits.refused,
-            "broker_up": broker_up,
             **counted(self.hub.meters),
         }
 
-    def on_metrics(self, request: Request) -> Response:
-        if self.config.metrics_port is not None:
-            raise NotFound()  # served on METRICS_PORT only (server.py)
-        return self.metrics_response(request)
-
-    def metrics_response(self, request: Request) -> Response:
-        body, content_type = self.metrics.exposition(request.headers.get("Accept", ""))
-        return Response(body, content_type=content_type)
-
-    def serve_metrics(self, environ, start_response):
-        """The WSGI app on METRICS_PORT: /metrics, and nothing else."""
-        request = Request(environ)
-        if request.path == "/metrics" and request.method in ("GET", "HEAD"):
-            response = self.metrics_response(request)
-        else:
-            response = error_response(NotFound(f"no such endpoint: {request.path}; this port serves GET /metrics"))
-        return response(environ, start_response)
+    def _broker_up(self) -> int:
+        try:
+            self.broker.check()
+        except BrokerUnavailable:
+            return 0
+        return 1
 
     def dispatch_request(self, request: Request) -> Response:
         adapter = self.url_map.bind_to_environ(request.environ)

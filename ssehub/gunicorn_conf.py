@@ -17,12 +17,13 @@ gevent patches the workers, and modules that open sockets must be imported after
 
 import os
 import signal
+import socket
 import sys
 
 from gunicorn.glogging import Logger
 
 from ssehub import log_format
-from ssehub.meters import CELLS, COUNTERS
+from ssehub.meters import CELLS, GAUGES
 from ssehub.worker_metrics import WorkerMetrics
 
 bind = f"{os.environ.get('HOST', '0.0.0.0')}:{os.environ.get('PORT', '5000')}"
@@ -39,8 +40,10 @@ timeout = 30
 # SIGTERM a worker waits for these too, so a long one would delay its exit.
 keepalive = 2
 accesslog = "-" if os.environ.get("ACCESS_LOG", "").strip().lower() in ("1", "true", "yes", "on") else None
-# Rows for the workers' figures, with room for workers added by TTIN (and their replacements).
-METRICS_ROWS = 64
+# Rows for the workers' figures, per worker: a HUP starts the new workers
+# before the old ones stop, and TTIN adds more.
+METRICS_ROWS_PER_WORKER = 4
+MIN_METRICS_ROWS = 64
 # gunicorn's exit status for a worker that could not boot: the master then stops.
 WORKER_BOOT_ERROR = 3
 
@@ -75,7 +78,25 @@ def on_starting(server):
             f"ssehub: {server.cfg.workers} gunicorn workers need REDIS_URL: each worker's embedded broker would "
             "keep its own events, so subscribers would miss what other workers publish; set REDIS_URL or use 1 worker"
         )
-    server.ssehub_metrics = WorkerMetrics(CELLS, COUNTERS, max(METRICS_ROWS, server.cfg.workers))
+    metrics_port = os.environ.get("METRICS_PORT", "").strip()
+    if metrics_port.isdigit():
+        _check_free(os.environ.get("HOST", "0.0.0.0"), int(metrics_port))
+    rows = max(MIN_METRICS_ROWS, METRICS_ROWS_PER_WORKER * server.cfg.workers)
+    server.ssehub_metrics = WorkerMetrics(CELLS, GAUGES, rows)
+
+
+def _check_free(host, port):
+    """METRICS_PORT held by anything, another hub's workers sharing it included, stops the start:
+    the workers bind it with SO_REUSEPORT, which would let them share it unseen."""
+    probe = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the workers' own sockets
+    try:
+        probe.bind((host, port))
+    except OSError as error:
+        message = f"ssehub: METRICS_PORT={port} is in use ({error.strerror}); set METRICS_PORT to a free port"
+        raise SystemExit(message) from None
+    finally:
+        probe.close()
 
 
 def pre_fork(server, worker):
@@ -83,14 +104,20 @@ def pre_fork(server, worker):
     taken = {getattr(other, "ssehub_row", None) for other in server.WORKERS.values()}
     worker.ssehub_metrics = server.ssehub_metrics
     worker.ssehub_row = server.ssehub_metrics.free_row(taken)
-    if worker.ssehub_row is None:
-        server.log.warning("ssehub: more than %d workers; /metrics leaves the newest out", METRICS_ROWS)
 
 
 def child_exit(server, worker):
     """In the master: a worker ended; its counts stay in the totals, its row is freed."""
     if worker.ssehub_row is not None:
-        server.ssehub_metrics.retire(worker.ssehub_row)
+        server.ssehub_metrics.release(worker.ssehub_row)
+
+
+def worker_exit(server, worker):
+    """In the worker, as it ends: its last counts recorded (gunicorn also calls this in the
+    master for a worker that vanished, which has no app there)."""
+    metrics = getattr(getattr(worker, "wsgi", None), "metrics", None)
+    if metrics is not None:
+        metrics.close()
 
 
 def post_worker_init(worker):
@@ -103,8 +130,7 @@ def post_worker_init(worker):
 
     raise_open_file_limit()
     app = worker.wsgi
-    if worker.ssehub_row is not None:
-        app.metrics.join(worker.ssehub_metrics, worker.ssehub_row)
+    app.metrics.join(worker.ssehub_metrics, worker.ssehub_row)
     try:
         start_metrics_server(app, shared=True)
     except ConfigError as error:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import bisect
 import time
-from collections.abc import Iterable
+from collections.abc import Sequence
 
 from .event import Event
 
@@ -52,7 +52,6 @@ CELLS = (
     *(f"{LATENCY}/{bucket}" for bucket in range(len(LATENCY_BOUNDS) + 1)),
     f"{LATENCY}/sum",
 )
-COUNTERS = tuple(name for name in CELLS if name.split("/")[0] not in GAUGES)
 
 
 class Latency:
@@ -85,12 +84,13 @@ class Meters:
         self.written_bytes = 0
         self.delivery_seconds = Latency()
 
-    def written(self, size: int, events: Iterable[Event] = ()) -> None:
+    def written(self, size: int, events: Sequence[Event] = ()) -> None:
         """`size` bytes of a stream were written, carrying these live `events`."""
         self.written_bytes += size
-        now = time.monotonic()
-        for event in events:
-            self.delivery_seconds.observe(now - event.arrived)
+        if events:
+            now = time.monotonic()
+            for event in events:
+                self.delivery_seconds.observe(now - event.arrived)
 
     def fanned_out(self, event: Event, writes: int, size: int) -> None:
         """The fan-out wrote `event` to `writes` sockets just now, `size` bytes in all."""
@@ -103,9 +103,9 @@ def counted(meters: Meters) -> dict[str, float]:
     """The cells that `meters` keeps."""
     latency = meters.delivery_seconds
     return {
-        **{f"streams_opened_total/{key}": value for key, value in meters.streams_opened.items()},
-        **{f"resumes_total/{key}": value for key, value in meters.resumes.items()},
-        **{f"publishes_total/{key}": value for key, value in meters.publishes.items()},
+        **{cell("streams_opened_total", key): value for key, value in meters.streams_opened.items()},
+        **{cell("resumes_total", key): value for key, value in meters.resumes.items()},
+        **{cell("publishes_total", key): value for key, value in meters.publishes.items()},
         "written_bytes_total": meters.written_bytes,
         **{f"{LATENCY}/{bucket}": count for bucket, count in enumerate(latency.counts)},
         f"{LATENCY}/sum": latency.sum,

@@ -18,11 +18,15 @@ from collections.abc import Callable, Iterator
 
 import gevent
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
-from prometheus_client.exposition import choose_encoder
+from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, choose_encoder, generate_latest
 from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.utils import floatToGoString
+from werkzeug.exceptions import NotFound
+from werkzeug.routing import Rule
+from werkzeug.wrappers import Request, Response
 
-from .meters import CELLS, LATENCY, LATENCY_BOUNDS, LATENCY_HELP, SERIES, cell
+from .meters import CELLS, GAUGES, LATENCY, LATENCY_BOUNDS, LATENCY_HELP, SERIES, cell
+from .responses import error_response
 from .worker_metrics import WorkerMetrics
 
 logger = logging.getLogger(__name__)
@@ -31,63 +35,100 @@ RECORD_INTERVAL_SECONDS = 1.0
 
 
 class HubMetrics:
-    """What /metrics reports for one app. `figures()` gives this process's
-    cells (CELLS); with `join`, the whole of several workers."""
+    """GET /metrics for one app, a part of its routes (as chat_routes.ChatRoutes):
+    this process's figures, or once it has joined the shared rows, every worker's."""
 
-    def __init__(self, figures: Callable[[], dict[str, float]]):
+    rules = [Rule("/metrics", endpoint="metrics", methods=["GET"])]
+
+    def __init__(self, figures: Callable[[], dict[str, float]], broker_up: Callable[[], int], public: bool):
+        """`figures()`: this process's cells (meters.CELLS) but broker_up, read without I/O;
+        `broker_up()` probes the broker. Not `public` (METRICS_PORT): the app's port answers 404."""
         self._figures = figures
+        self._broker_up = broker_up
+        self._public = public
         self._shared: WorkerMetrics | None = None
-        self._row = 0
+        self._row: int | None = None
+        self._claimed: dict[str, float] = {}
+        self._last_up = 1
         self._recorder: gevent.Greenlet | None = None
 
-    def join(self, shared: WorkerMetrics, row: int) -> None:
-        """This process is the worker writing `row` of `shared`: keep it fresh
-        (every second) for whichever worker answers /metrics."""
-        self._shared, self._row = shared, row
+    def join(self, shared: WorkerMetrics, row: int | None) -> None:
+        """This process is a worker writing `row` of `shared` (None: there was no
+        free row): keep it fresh, every second, for whichever worker answers."""
+        self._shared = shared
+        if row is None:
+            logger.warning("no free row for this worker's figures: /metrics leaves them out")
+            return
+        self._row, self._claimed = row, shared.claim(row)
         self._recorder = gevent.spawn(self._record_forever)
 
-    def exposition(self, accept: str) -> tuple[bytes, str]:
-        """The text Prometheus asked for (its Accept header), and its content type."""
-        encode, content_type = choose_encoder(accept)
-        return encode(self), content_type
+    def on_metrics(self, request: Request) -> Response:
+        if not self._public:
+            raise NotFound()  # served on METRICS_PORT only (server.start_metrics_server)
+        return self._response(request)
+
+    def wsgi(self, environ, start_response):
+        """The WSGI app on METRICS_PORT: GET /metrics, and nothing else."""
+        request = Request(environ)
+        if request.path == "/metrics" and request.method in ("GET", "HEAD"):
+            response = self._response(request)
+        else:
+            response = error_response(NotFound(f"no such endpoint: {request.path}; this port serves GET /metrics"))
+        return response(environ, start_response)
 
     def collect(self) -> Iterator[Metric]:
         """prometheus_client's collector protocol: every series, now."""
         if self._shared is None:
-            rows = {0: {"pid": 0, **self._figures()}}
+            rows = {0: {"pid": os.getpid(), **self._figures(), "broker_up": self._broker_up()}}
         else:
-            self._record()
+            self._record(self._broker_up())
             rows = self._shared.rows()
-        yield from _hub_series(rows, self._shared.retired() if self._shared else {})
-        if self._shared is None:
-            yield from ProcessCollector(registry=None).collect()
-        else:
-            yield from _per_worker_process_series(rows)
+        yield from _hub_series(rows)
+        pids = {row: int(values["pid"]) for row, values in rows.items() if values["pid"]}
+        # /proc/<pid>/fd lists one entry per socket: read it off the event loop.
+        labelled = self._shared is not None
+        yield from gevent.get_hub().threadpool.apply(_process_series, (pids, labelled))
 
     def close(self) -> None:
+        """Stop recording, after a last record: a worker's counts up to its exit stay in the totals."""
         if self._recorder is not None:
             self._recorder.kill()
+            self._record(self._last_up)
 
-    def _record(self) -> None:
-        assert self._shared is not None
-        self._shared.write(self._row, {"pid": os.getpid(), **self._figures()})
+    def _response(self, request: Request) -> Response:
+        try:
+            encode, content_type = choose_encoder(request.headers.get("Accept", ""))
+        except (TypeError, ValueError):  # an Accept it cannot parse: the plain text format
+            encode, content_type = generate_latest, CONTENT_TYPE_PLAIN_0_0_4
+        return Response(encode(self), content_type=content_type)
+
+    def _record(self, broker_up: int) -> None:
+        if self._shared is None or self._row is None:
+            return
+        self._last_up = broker_up
+        values = {"pid": os.getpid(), **self._figures(), "broker_up": broker_up}
+        for name, count in self._claimed.items():
+            values[name] += count
+        self._shared.write(self._row, values)
 
     def _record_forever(self) -> None:
         while True:
             try:
-                self._record()
+                self._record(self._broker_up())
             except Exception:
                 logger.exception("this worker's figures could not be recorded for /metrics")
             gevent.sleep(RECORD_INTERVAL_SECONDS)
 
 
-def _hub_series(rows: dict[int, dict[str, float]], retired: dict[str, float]) -> Iterator[Metric]:
-    total = {cell: sum(row[cell] for row in rows.values()) + retired.get(cell, 0) for cell in CELLS}
-    total["broker_up"] = min(row["broker_up"] for row in rows.values())
-    for name, (kind, help_text, label, values) in SERIES.items():
+def _hub_series(rows: dict[int, dict[str, float]]) -> Iterator[Metric]:
+    """Counts summed over every row; state over the rows of living workers."""
+    living = {row: values for row, values in rows.items() if values["pid"]}
+    total = {name: sum(values[name] for values in (living if name in GAUGES else rows).values()) for name in CELLS}
+    total["broker_up"] = min((values["broker_up"] for values in living.values()), default=0)
+    for name, (kind, help_text, label, label_values) in SERIES.items():
         family_class = CounterMetricFamily if kind == "counter" else GaugeMetricFamily
         family = family_class(f"ssehub_{name}", help_text, labels=[label] if label else [])
-        for value in values or ("",):
+        for value in label_values or ("",):
             family.add_metric([value] if label else [], total[cell(name, value)])
         yield family
     cumulative, buckets = 0.0, []
@@ -95,23 +136,24 @@ def _hub_series(rows: dict[int, dict[str, float]], retired: dict[str, float]) ->
         cumulative += total[f"{LATENCY}/{bucket}"]
         buckets.append((floatToGoString(bound), cumulative))
     yield HistogramMetricFamily(f"ssehub_{LATENCY}", LATENCY_HELP, buckets=buckets, sum_value=total[f"{LATENCY}/sum"])
-    yield GaugeMetricFamily("ssehub_workers", "Worker processes sharing the port.", len(rows))
+    yield GaugeMetricFamily("ssehub_workers", "Worker processes sharing the port.", len(living))
     per_worker = GaugeMetricFamily("ssehub_worker_subscribers", "Open /events streams per worker.", labels=["worker"])
-    for index, row in sorted(rows.items()):
-        per_worker.add_metric([str(index)], row["subscribers"])
+    for row, values in sorted(living.items()):
+        per_worker.add_metric([str(row)], values["subscribers"])
     yield per_worker
 
 
-def _per_worker_process_series(rows: dict[int, dict[str, float]]) -> Iterator[Metric]:
-    """prometheus_client's process series for each worker (read from /proc/<pid>),
-    labelled with its worker number: open files and their limit are per process."""
+def _process_series(pids: dict[int, int], labelled: bool) -> list[Metric]:
+    """prometheus_client's process series of each process (read from /proc/<pid>),
+    labelled with its worker row when `labelled`: open files and their limit are per process."""
     merged: dict[str, Metric] = {}
-    for index, row in sorted(rows.items()):
-        for family in _process_collector(int(row["pid"])).collect():
+    for row, pid in sorted(pids.items()):
+        for family in _process_collector(pid).collect():
             into = merged.setdefault(family.name, Metric(family.name, family.documentation, family.type))
             for sample in family.samples:
-                into.add_sample(sample.name, {**sample.labels, "worker": str(index)}, sample.value)
-    yield from merged.values()
+                labels = {**sample.labels, "worker": str(row)} if labelled else sample.labels
+                into.add_sample(sample.name, labels, sample.value)
+    return list(merged.values())
 
 
 def _process_collector(pid: int) -> ProcessCollector:

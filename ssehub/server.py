@@ -18,7 +18,7 @@ import gevent
 import gevent.pool
 from gevent.pywsgi import WSGIServer
 
-from . import direct, expiry, log_format
+from . import direct, expiry, log_format, request_ids
 from .app import SSEHubApp
 from .config import Config, ConfigError
 from .framing import StrictFramingHandler
@@ -275,7 +275,9 @@ def start_metrics_server(app: SSEHubApp, shared: bool) -> HubServer | None:
     Raises ConfigError when it cannot listen there.
     """
     port = app.config.metrics_port
-    return None if port is None else _started(app.serve_metrics, app.config, "METRICS_PORT", port, shared)
+    if port is None:
+        return None
+    return _started(request_ids.returning_it(app.metrics.wsgi), app.config, "METRICS_PORT", port, shared)
 
 
 def _started(application, config: Config, name: str, port: int, shared: bool) -> HubServer:

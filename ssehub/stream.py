@@ -199,7 +199,8 @@ def _resume(
         return (yield from _start_fresh(hub, broker, channels, options))
     first_pages = {channel: hub.replay(channel, requested[channel], PAGE) for channel in channels}
     resumed = _Resumed({channel: page.start for channel, page in first_pages.items()}, 0)
-    hub.meters.resumes["exact" if all(page.exact for page in first_pages.values()) else "reset"] += 1
+    if not options.long_poll:  # every long poll carries an id: only reconnects are resumes
+        hub.meters.resumes["exact" if all(page.exact for page in first_pages.values()) else "reset"] += 1
     for channel, page in first_pages.items():
         if not page.exact:
             reset = json.dumps({"channel": channel})

@@ -22,7 +22,7 @@ import gevent.os
 
 from .app import create_app
 from .config import Config, ConfigError
-from .meters import CELLS, COUNTERS
+from .meters import CELLS, GAUGES
 from .server import listen_error, listening_socket, serve
 from .worker_metrics import WorkerMetrics
 
@@ -46,8 +46,9 @@ def serve_workers(config: Config) -> int:
         if port is None:
             continue
         try:
-            # A probe, closed at once: an open socket here would be handed connections nobody accepts.
-            listening_socket(config.host, port, shared=True).close()
+            # A probe, closed at once: an open socket here would be handed connections nobody
+            # accepts. Not shared, so a port another hub's workers share is in use too.
+            listening_socket(config.host, port, shared=False).close()
         except OSError as error:
             raise listen_error(config.host, name, port, error) from None
     return _Supervisor(config).run()
@@ -56,7 +57,7 @@ def serve_workers(config: Config) -> int:
 class _Supervisor:
     def __init__(self, config: Config):
         self._config = config
-        self._metrics = WorkerMetrics(CELLS, COUNTERS, config.web_concurrency)
+        self._metrics = WorkerMetrics(CELLS, GAUGES, config.web_concurrency)
         self._workers: dict[int, int] = {}  # pid: index
         self._stopping = False
         self._pid = os.getpid()
@@ -81,7 +82,7 @@ class _Supervisor:
                 status = code
             else:
                 logger.warning("worker %d (pid %d) exited with %d; starting another", index + 1, pid, code)
-                self._metrics.retire(index)
+                self._metrics.release(index)
                 time.sleep(REPLACE_DELAY_SECONDS)
                 if not self._stopping:
                     self._start(index)

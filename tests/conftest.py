@@ -8,9 +8,11 @@ from gevent import monkey
 
 monkey.patch_all()
 
+import collections  # noqa: E402
 import dataclasses  # noqa: E402
 import http.client  # noqa: E402
 import json  # noqa: E402
+import socket  # noqa: E402
 import time  # noqa: E402
 
 import gevent.pool  # noqa: E402
@@ -18,6 +20,8 @@ import pytest  # noqa: E402
 import webtest  # noqa: E402
 
 import tests.hypothesis_profiles  # noqa: E402,F401  (profiles before any test module's settings)
+from ssehub import direct  # noqa: E402
+from ssehub import server as server_module  # noqa: E402
 from ssehub.app import create_app  # noqa: E402
 from ssehub.config import Config  # noqa: E402
 from ssehub.server import wsgi_server  # noqa: E402
@@ -210,3 +214,35 @@ def own_redis(tmp_path):
     server = RedisServer(str(tmp_path), appendonly=True).start()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def writes(monkeypatch):
+    """Counts of sends from the fan-out and of drains of a full socket."""
+    counts = collections.Counter()
+    send, drain = direct.DetachedStream.send, direct.DetachedStream._drain
+
+    def counting_send(self, event):
+        counts["direct"] += 1
+        return send(self, event)
+
+    def counting_drain(self, *pending):
+        counts["drained"] += 1
+        return drain(self, *pending)
+
+    monkeypatch.setattr(direct.DetachedStream, "send", counting_send)
+    monkeypatch.setattr(direct.DetachedStream, "_drain", counting_drain)
+    return counts
+
+
+@pytest.fixture
+def small_send_buffers(monkeypatch):
+    """The hub's sockets hold 16 KB unsent (not the megabytes loopback grows to),
+    so a client that stops reading fills its socket within a few events."""
+    handle = server_module.TimedHandler.handle
+
+    def handle_with_a_small_buffer(self):
+        self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 8192)
+        return handle(self)
+
+    monkeypatch.setattr(server_module.TimedHandler, "handle", handle_with_a_small_buffer)

@@ -3,15 +3,12 @@ written straight to ready sockets and queued for blocked ones, and reads that
 a connect storm shares instead of repeating."""
 
 import collections
-import socket
 
 import gevent
 import gevent.event
 import pytest
 import webtest
 
-from ssehub import direct
-from ssehub import server as server_module
 from ssehub.brokers import Replay
 from ssehub.brokers.memory import MemoryBroker
 from ssehub.cursor import format_id, parse_id
@@ -29,38 +26,6 @@ def test_a_publish_is_answered_before_its_fan_out_to_a_thousand_subscribers(make
     wait_for(lambda: app.hub.delivered == 1000, message="the fan-out")
     for subscription in subscriptions:
         assert [event.id for event in subscription.wait(timeout=1)] == [parse_id(reply["id"])]
-
-
-@pytest.fixture
-def writes(monkeypatch):
-    """Counts of sends from the fan-out and of drains of a full socket."""
-    counts = collections.Counter()
-    send, drain = direct.DetachedStream.send, direct.DetachedStream._drain
-
-    def counting_send(self, event):
-        counts["direct"] += 1
-        return send(self, event)
-
-    def counting_drain(self, *pending):
-        counts["drained"] += 1
-        return drain(self, *pending)
-
-    monkeypatch.setattr(direct.DetachedStream, "send", counting_send)
-    monkeypatch.setattr(direct.DetachedStream, "_drain", counting_drain)
-    return counts
-
-
-@pytest.fixture
-def small_send_buffers(monkeypatch):
-    """The hub's sockets hold 16 KB unsent (not the megabytes loopback grows to),
-    so a client that stops reading fills its socket within a few events."""
-    handle = server_module.TimedHandler.handle
-
-    def handle_with_a_small_buffer(self):
-        self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 8192)
-        return handle(self)
-
-    monkeypatch.setattr(server_module.TimedHandler, "handle", handle_with_a_small_buffer)
 
 
 @pytest.mark.parametrize("broker", ["memory", "redis"])

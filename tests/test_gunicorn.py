@@ -78,3 +78,47 @@ def test_several_workers_without_redis_stop_the_start_with_one_line(tmp_path):
     finished = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=20)
     assert finished.returncode != 0
     assert "ssehub: 2 gunicorn workers need REDIS_URL" in finished.stderr + finished.stdout
+
+
+def test_a_killed_gunicorn_worker_keeps_its_counts_in_the_totals(clean_redis, tmp_path):
+    port = free_port()
+    env = {
+        "PATH": os.environ["PATH"], "HOST": "127.0.0.1", "PORT": str(port), "WEB_CONCURRENCY": "2",
+        "REDIS_URL": clean_redis.url, "HEARTBEAT_SECONDS": "1",
+    }  # fmt: skip
+    log = open(tmp_path / "gunicorn.log", "w+")
+    command = [GUNICORN, "-c", "gunicorn.conf.py", "--control-socket", str(tmp_path / "ctl"), "service:app"]
+    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    hub = HubClient()
+    hub.port = port
+    try:
+        wait_for(lambda: open(log.name).read().count("Redis mode") == 2, timeout=20, message="both workers up")
+        readers = [StreamReader("127.0.0.1", port, "/events?channel=news") for _ in range(10)]
+        for reader in readers:
+            reader.read_until(lambda r: r.parser.last_event_id)
+        for n in range(10):
+            hub.publish("news", f"event {n}")
+        for reader in readers:
+            reader.take(10)
+        wait_for(lambda: _figures(hub)["ssehub_deliveries_total"] == 100, message="both workers' counts")
+        before = _figures(hub)
+        with open(f"/proc/{process.pid}/task/{process.pid}/children") as children:
+            first = int(children.read().split()[0])
+        os.kill(first, signal.SIGKILL)
+        wait_for(lambda: open(log.name).read().count("Redis mode") == 3, timeout=20, message="a new worker")
+        wait_for(lambda: _figures(hub)["ssehub_workers"] == 2, message="the new worker's row")
+        for _ in range(10):  # whichever worker answers, while the new one takes the row
+            after = _figures(hub)
+            assert after["ssehub_published_total"] == 10 and after["ssehub_deliveries_total"] == 100
+            assert after["ssehub_delivery_seconds_count"] == before["ssehub_delivery_seconds_count"] == 100
+            assert after["ssehub_workers"] == 2
+        hub.publish("news", "after")
+        wait_for(lambda: _figures(hub)["ssehub_published_total"] == 11, message="the count after")
+    finally:
+        process.kill()
+        process.wait()
+        log.close()
+
+
+def _figures(hub):
+    return samples(hub.request_raw("GET", "/metrics")[1])

@@ -21,8 +21,8 @@ def _scrape(server, path="/metrics", port=None):
     return reply.status, reply.headers["Content-Type"], reply.read()
 
 
-def test_after_a_known_workload_every_figure_is_exact(live):
-    server = live(history_size=5, heartbeat_seconds=3600)
+def test_after_a_known_workload_every_figure_is_exact(live, writes, small_send_buffers):
+    server = live(history_size=5, heartbeat_seconds=0.2)
     old = [server.publish("news", f"old {n}") for n in range(10)]
     readers = [server.stream("channel=news") for _ in range(3)]  # one channel: written by the fan-out itself
     readers.append(server.stream("channel=news&channel=other"))  # several: written by its greenlet
@@ -33,7 +33,11 @@ def test_after_a_known_workload_every_figure_is_exact(live):
     polled.read_until(lambda r: b"ssehub.position" in r.raw)
     wait_for(lambda: server.app.hub.subscriber_count == 7, message="the long poll waiting")
 
-    big = [server.publish("news", BIG) for _ in range(20)]
+    # Small events go whole into the sockets; big ones fill them (8 KB send buffers),
+    # so a greenlet drains the rest: both of a detached stream's ways to write.
+    live_events = [server.publish("news", f"small {n}") for n in range(20)] + [
+        server.publish("news", BIG) for _ in range(20)
+    ]
     server.publish("polled", "to the long poll")
     once = {"Idempotency-Key": "order-17"}
     assert server.request("POST", "/publish", {"channel": "elsewhere", "data": "a"}, once)[0] == 201
@@ -41,36 +45,50 @@ def test_after_a_known_workload_every_figure_is_exact(live):
     assert server.request("POST", "/publish", {"channel": "elsewhere", "data": "b"}, once)[0] == 422
     assert server.request("POST", "/publish", {"channel": "bad name!", "data": "a"})[0] == 400
     for reader in readers:
-        reader.read_until(lambda r: [m.data for m in r.messages].count(BIG) == len(big))
+        reader.read_until(lambda r: [m.data for m in r.messages].count(BIG) == 20)
     polled.read_to_end()
     wait_for(lambda: server.app.hub.subscriber_count == 6, message="the long poll to end")
+    assert writes["direct"] and writes["drained"]
 
     status, content_type, text = _scrape(server)
     figures = samples(text)
     assert status == 200 and content_type.startswith("text/plain; version=")
-    assert figures["ssehub_published_total"] == 10 + 20 + 1 + 1  # not the repeat
+    assert figures["ssehub_published_total"] == 10 + 40 + 1 + 1  # not the repeat
     assert {outcome: figures[f'ssehub_publishes_total{{outcome="{outcome}"}}'] for outcome in
             ("ok", "duplicate_key", "refused", "broker_unavailable")} == {
-        "ok": 32, "duplicate_key": 1, "refused": 2, "broker_unavailable": 0}  # fmt: skip
+        "ok": 52, "duplicate_key": 1, "refused": 2, "broker_unavailable": 0}  # fmt: skip
     assert figures['ssehub_streams_opened_total{transport="stream"}'] == 6
     assert figures['ssehub_streams_opened_total{transport="long-poll"}'] == 1
     assert figures['ssehub_resumes_total{result="exact"}'] == 1
     assert figures['ssehub_resumes_total{result="reset"}'] == 1
-    assert figures["ssehub_deliveries_total"] == 6 * 20 + 1
+    deliveries = 6 * len(live_events) + 1
+    assert figures["ssehub_deliveries_total"] == deliveries
     assert figures["ssehub_subscribers"] == 6 and figures["ssehub_channels"] == 2
     assert figures["ssehub_evictions_total"] == 0 and figures["ssehub_streams_refused_total"] == 0
-    # Exact past a million: what the clients read, to the byte (a %g would round it to 6 digits).
-    written = sum(len(reader.raw) for reader in (*readers, polled))
-    assert written > 6 * 20 * len(BIG) > 1e6
-    assert figures["ssehub_written_bytes_total"] == written
     # Every live event written is timed once (not the 5 replayed to the reset stream).
-    assert figures["ssehub_delivery_seconds_count"] == 6 * 20 + 1
+    assert figures["ssehub_delivery_seconds_count"] == deliveries
     buckets = [value for name, value in figures.items() if name.startswith("ssehub_delivery_seconds_bucket")]
-    assert buckets == sorted(buckets) and buckets[-1] == 6 * 20 + 1
-    assert 0 < figures["ssehub_delivery_seconds_sum"] < 121 * 5
+    assert buckets == sorted(buckets) and buckets[-1] == deliveries
+    assert 0 < figures["ssehub_delivery_seconds_sum"] < deliveries * 5
     # prometheus_client's own process series: open files against the limit, memory, CPU.
     assert 7 < figures["process_open_fds"] < figures["process_max_fds"]
     assert figures["process_resident_memory_bytes"] > 10e6 and figures["process_cpu_seconds_total"] > 0
+
+    # Once every stream has ended, bytes written are what the clients read, to the byte,
+    # heartbeats and endings included, and exact past a million (%g would keep 6 digits).
+    server.app.shutdown()
+    for reader in readers:
+        reader.read_to_end()
+    written = sum(len(reader.raw) for reader in (*readers, polled))
+    assert written > 6 * 20 * len(BIG) > 1e6
+    assert samples(_scrape(server)[2])["ssehub_written_bytes_total"] == written
+
+
+def test_an_accept_header_it_cannot_parse_gets_the_plain_text_format(live):
+    server = live()
+    for accept in ("application/openmetrics-text; version=abc", "application/openmetrics-text; version=1.x.0"):
+        status, reply = server.request_raw("GET", "/metrics", headers={"Accept": accept})
+        assert status == 200 and "ssehub_published_total 0.0" in reply.decode()
 
 
 def test_openmetrics_is_served_to_a_scraper_that_asks_for_it(live):

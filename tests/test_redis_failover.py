@@ -7,10 +7,11 @@ import pytest
 
 from tests.conftest import wait_for
 from tests.failover_load import CHANNELS, FailoverLoad
+from tests.prometheus import samples
 from tests.redis_cluster_nodes import ClusterNodes
 from tests.redis_sentinels import SentinelSet
 from tests.service_process import Service
-from tests.sse import ResumingSubscriber
+from tests.sse import ResumingSubscriber, StreamReader
 
 
 @pytest.fixture
@@ -137,3 +138,29 @@ def test_publishes_wait_for_every_replica_through_sentinel_and_a_plain_url(senti
     finally:
         for hub in hubs:
             hub.stop()
+
+
+@pytest.mark.timeout(120)
+def test_an_event_stored_while_its_replica_was_away_reaches_streams_when_its_publish_is_retried(sentinels):
+    """A 503 "unknown" stored the event without announcing it; the retry under the same
+    Idempotency-Key finds it stored (a repeat) and must still bring it to open streams."""
+    hub = Service({"REDIS_URL": sentinels.url})
+    try:
+        hub.wait_listening()
+        wait_for(lambda: hub.request("GET", "/readyz")[0] == 200, message="ready")
+        hub.publish("news", "replicated")  # counts the replicas
+        reader = StreamReader("127.0.0.1", hub.port, "/events?channel=news")
+        reader.read_until(lambda r: r.parser.last_event_id)
+        replica = sentinels.replica()
+        sentinels.kill(replica)
+        once, body = {"Idempotency-Key": "order-17"}, {"channel": "news", "data": "once"}
+        status, reply = hub.request("POST", "/publish", body, once)
+        assert status == 503 and "unknown" in reply
+        sentinels.restart(replica)
+        wait_for(lambda: hub.request("POST", "/publish", body, once)[0] == 201, timeout=20, message="the retry's 201")
+        assert [m.data for m in reader.take(1)] == ["once"]  # no later publish brings it
+        figures = samples(hub.request_raw("GET", "/metrics")[1])
+        assert figures["ssehub_published_total"] == 1  # "replicated"; the event is a repeat
+        assert figures['ssehub_publishes_total{outcome="duplicate_key"}'] == 1
+    finally:
+        hub.stop()

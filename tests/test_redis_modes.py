@@ -125,7 +125,10 @@ def test_a_library_an_older_hub_loads_meanwhile_still_publishes_and_announces_on
     reader.read_until(lambda r: r.parser.last_event_id)
     with open(LIBRARY_PATH) as library:
         current = library.read()
-    older = current.replace("local notify = args[5] ~= '0'", "local notify = true")
+    older = current.replace(
+        "local notify = args[5] ~= '0'\n  local with_previous = args[5] == '0' or args[5] == '2'",
+        "local notify = true\n  local with_previous = false",
+    )
     assert older != current
     clean_sentinels.primary().client().function_load(older, replace=True)
     ids = [server.publish("news", f"e{n}") for n in range(3)]

@@ -5,8 +5,9 @@ import signal
 
 import pytest
 
-from tests.conftest import wait_for
+from tests.conftest import HubClient, wait_for
 from tests.prometheus import samples
+from tests.redis_server import free_port
 from tests.service_process import Service
 from tests.sse import StreamReader
 
@@ -80,16 +81,33 @@ def _published_total(hub):
     return _metrics(hub)["ssehub_published_total"]
 
 
+def _counts(figures):
+    """The series that only ever go up: counters and the histogram."""
+    return {name: value for name, value in figures.items() if name.startswith("ssehub_") and "_total" in name} | {
+        name: value for name, value in figures.items() if name.startswith("ssehub_delivery_seconds")
+    }
+
+
 def test_a_worker_that_dies_is_replaced_and_its_counts_are_kept(workers):
+    readers = [StreamReader("127.0.0.1", workers.port, "/events?channel=shared") for _ in range(8)]
+    for reader in readers:
+        reader.read_until(lambda r: r.parser.last_event_id)
     for n in range(10):
         workers.publish("shared", f"before {n}")  # a new connection each: both workers publish some
-    wait_for(lambda: _published_total(workers) == 10, message="both workers' counts in /metrics")
+    for reader in readers:
+        reader.take(10)
+    wait_for(lambda: _metrics(workers)["ssehub_deliveries_total"] == 80, message="both workers' counts in /metrics")
+    before = _counts(_metrics(workers))
     first, second = _worker_pids(workers)
     os.kill(first, signal.SIGKILL)
     wait_for(lambda: workers.output().count("listening on") == 3, message="a replacement worker")
     assert "exited with -9; starting another" in workers.output()
     assert second in _worker_pids(workers) and first not in _worker_pids(workers)
-    assert _published_total(workers) == 10  # a counter never goes back
+    # A counter never goes back, on whichever worker answers, while the new one takes the row.
+    for _ in range(10):
+        after = _counts(_metrics(workers))
+        assert all(after[name] >= count for name, count in before.items()), (before, after)
+    assert after["ssehub_published_total"] == 10 and after["ssehub_delivery_seconds_count"] == 80
     readers = [StreamReader("127.0.0.1", workers.port, "/events?channel=shared") for _ in range(8)]
     for reader in readers:
         reader.read_until(lambda r: r.parser.last_event_id)
@@ -97,6 +115,31 @@ def test_a_worker_that_dies_is_replaced_and_its_counts_are_kept(workers):
     for reader in readers:
         assert [(m.data, m.last_event_id) for m in reader.take(1)] == [("after the replacement", published)]
         reader.close()
+    wait_for(lambda: _metrics(workers)["ssehub_published_total"] == 11, message="the new worker's count added")
+
+
+def test_with_metrics_port_every_worker_serves_the_whole_there_and_not_on_port(clean_redis):
+    metrics_port = free_port()
+    hub = Service(env={"REDIS_URL": clean_redis.url, "WEB_CONCURRENCY": "2", "METRICS_PORT": str(metrics_port)})
+    try:
+        wait_for(lambda: hub.output().count("listening on") == 2, timeout=20, message="both workers")
+        readers = [StreamReader("127.0.0.1", hub.port, "/events?channel=shared") for _ in range(8)]
+        for reader in readers:
+            reader.read_until(lambda r: r.parser.last_event_id)
+        assert hub.request_raw("GET", "/metrics")[0] == 404
+        scraper = HubClient()
+        scraper.port = metrics_port
+        for _ in range(5):  # a new connection each: either worker answers
+            figures = wait_for(
+                lambda: (
+                    (figures := samples(scraper.request_raw("GET", "/metrics")[1]))["ssehub_subscribers"] == 8
+                    and figures
+                ),
+                message="both workers' streams",
+            )
+            assert figures["ssehub_workers"] == 2
+    finally:
+        hub.stop()
 
 
 def test_workers_end_when_their_supervisor_is_killed(workers):

@@ -91,7 +91,10 @@ class Writes:
                 connection = pool.get_connection()
                 try:
                     reply = _run_once(connection, command, replicas, asking)
-                    if replicas and isinstance(reply, list) and reply[1]:  # stored with notify 0, not a repeat
+                    if replicas and isinstance(reply, list):
+                        # A repeat too: its first publish may have been answered 503 before it
+                        # was announced, and the repeat's empty previous id makes every
+                        # listener read the channel's history, which brings it.
                         self._announce(connection, key, payload(reply))
                     return reply
                 finally:
@@ -114,7 +117,8 @@ class Writes:
         through the client (which follows a slot being migrated). It never
         raises: the event is stored and replicated, its publish must not be
         resent, and without an announcement subscribers get it with the
-        channel's next event. A listener ignores a repeat."""
+        channel's next event. A listener ignores an event it has handed over;
+        a repeat's empty previous id makes it read the channel's history."""
         try:
             connection.send_command("SPUBLISH", key, payload)
             connection.read_response()

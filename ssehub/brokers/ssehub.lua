@@ -12,8 +12,9 @@
 -- With an idempotency key (issue 14, item 3) a publish is stored once: for
 -- IDEMPOTENCY_SECONDS the same key returns the first publish's id (with
 -- notify 0 or 2: {id, ''}, which tells a repeat) without storing or
--- announcing anything, and the same key with another fingerprint (by
--- default a hash of the event type and data) is an error.
+-- announcing anything (with notify 0 the hub announces it again: its first
+-- publish may have been answered before it was), and the same key with
+-- another fingerprint (by default a hash of the event type and data) is an error.
 -- Loaded as shipped (redis-cli -x FUNCTION LOAD REPLACE < ssehub.lua): the
 -- settings travel with each publish, so hubs with different HISTORY_SIZE
 -- never trim each other's channels (issue 13, item 5). Without them, the
