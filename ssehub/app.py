@@ -256,9 +256,9 @@ class SSEHubApp:
         self.hub.shutdown()
 
     def close(self) -> None:
-        self.metrics.close()
         self.hub.close()
         self.broker.close()
+        self.metrics.close()  # last, so the final record has everything
 
 
 class _Released:

@@ -17,7 +17,6 @@ gevent patches the workers, and modules that open sockets must be imported after
 
 import os
 import signal
-import socket
 import sys
 
 from gunicorn.glogging import Logger
@@ -78,25 +77,8 @@ def on_starting(server):
             f"ssehub: {server.cfg.workers} gunicorn workers need REDIS_URL: each worker's embedded broker would "
             "keep its own events, so subscribers would miss what other workers publish; set REDIS_URL or use 1 worker"
         )
-    metrics_port = os.environ.get("METRICS_PORT", "").strip()
-    if metrics_port.isdigit():
-        _check_free(os.environ.get("HOST", "0.0.0.0"), int(metrics_port))
     rows = max(MIN_METRICS_ROWS, METRICS_ROWS_PER_WORKER * server.cfg.workers)
     server.ssehub_metrics = WorkerMetrics(CELLS, GAUGES, rows)
-
-
-def _check_free(host, port):
-    """METRICS_PORT held by anything, another hub's workers sharing it included, stops the start:
-    the workers bind it with SO_REUSEPORT, which would let them share it unseen."""
-    probe = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
-    probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the workers' own sockets
-    try:
-        probe.bind((host, port))
-    except OSError as error:
-        message = f"ssehub: METRICS_PORT={port} is in use ({error.strerror}); set METRICS_PORT to a free port"
-        raise SystemExit(message) from None
-    finally:
-        probe.close()
 
 
 def pre_fork(server, worker):
@@ -113,8 +95,11 @@ def child_exit(server, worker):
 
 
 def worker_exit(server, worker):
-    """In the worker, as it ends: its last counts recorded (gunicorn also calls this in the
-    master for a worker that vanished, which has no app there)."""
+    """In the worker, as it ends: its last counts recorded. gunicorn also calls this
+    in the master, instead of child_exit, for a worker that vanished: its row is freed."""
+    if os.getpid() == server.pid:
+        child_exit(server, worker)
+        return
     metrics = getattr(getattr(worker, "wsgi", None), "metrics", None)
     if metrics is not None:
         metrics.close()

@@ -199,8 +199,9 @@ def _resume(
         return (yield from _start_fresh(hub, broker, channels, options))
     first_pages = {channel: hub.replay(channel, requested[channel], PAGE) for channel in channels}
     resumed = _Resumed({channel: page.start for channel, page in first_pages.items()}, 0)
-    if not options.long_poll:  # every long poll carries an id: only reconnects are resumes
-        hub.meters.resumes["exact" if all(page.exact for page in first_pages.values()) else "reset"] += 1
+    exact = all(page.exact for page in first_pages.values())
+    if not (options.long_poll and exact):  # a long poll carries an id each time: only its resets count
+        hub.meters.resumes["exact" if exact else "reset"] += 1
     for channel, page in first_pages.items():
         if not page.exact:
             reset = json.dumps({"channel": channel})

@@ -46,9 +46,8 @@ def serve_workers(config: Config) -> int:
         if port is None:
             continue
         try:
-            # A probe, closed at once: an open socket here would be handed connections nobody
-            # accepts. Not shared, so a port another hub's workers share is in use too.
-            listening_socket(config.host, port, shared=False).close()
+            # A probe, closed at once: an open socket here would be handed connections nobody accepts.
+            listening_socket(config.host, port, shared=True).close()
         except OSError as error:
             raise listen_error(config.host, name, port, error) from None
     return _Supervisor(config).run()

@@ -29,9 +29,14 @@ def test_after_a_known_workload_every_figure_is_exact(live, writes, small_send_b
     readers.append(server.stream("channel=news", {"Last-Event-ID": old[-1]}))  # resumed exactly
     readers.append(server.stream("channel=news", {"Last-Event-ID": old[0]}))  # fell out of the 5 kept: reset
     wait_for(lambda: server.app.hub.subscriber_count == 6, message="6 streams")
-    polled = server.stream("channel=polled&ssehub_poll=1")  # the polyfill's transport
+    # The polyfill's transport: a poll whose id fell out of history is a reset; one that
+    # carries a current id is no resume (every poll carries one).
+    reset_poll = server.stream(f"channel=news&ssehub_poll=1&lastEventId={old[0]}").read_to_end()
+    quiet = server.publish("quiet", "before the poll")
+    current_poll = server.stream(f"channel=quiet&ssehub_poll=1&lastEventId={quiet}")  # holds: nothing new
+    polled = server.stream("channel=polled&ssehub_poll=1")
     polled.read_until(lambda r: b"ssehub.position" in r.raw)
-    wait_for(lambda: server.app.hub.subscriber_count == 7, message="the long poll waiting")
+    wait_for(lambda: server.app.hub.subscriber_count == 8, message="the long polls waiting")
 
     # Small events go whole into the sockets; big ones fill them (8 KB send buffers),
     # so a greenlet drains the rest: both of a detached stream's ways to write.
@@ -47,23 +52,23 @@ def test_after_a_known_workload_every_figure_is_exact(live, writes, small_send_b
     for reader in readers:
         reader.read_until(lambda r: [m.data for m in r.messages].count(BIG) == 20)
     polled.read_to_end()
-    wait_for(lambda: server.app.hub.subscriber_count == 6, message="the long poll to end")
+    wait_for(lambda: server.app.hub.subscriber_count == 7, message="the answered long poll to end")
     assert writes["direct"] and writes["drained"]
 
     status, content_type, text = _scrape(server)
     figures = samples(text)
     assert status == 200 and content_type.startswith("text/plain; version=")
-    assert figures["ssehub_published_total"] == 10 + 40 + 1 + 1  # not the repeat
+    assert figures["ssehub_published_total"] == 10 + 1 + 40 + 1 + 1  # not the repeat
     assert {outcome: figures[f'ssehub_publishes_total{{outcome="{outcome}"}}'] for outcome in
             ("ok", "duplicate_key", "refused", "broker_unavailable")} == {
-        "ok": 52, "duplicate_key": 1, "refused": 2, "broker_unavailable": 0}  # fmt: skip
+        "ok": 53, "duplicate_key": 1, "refused": 2, "broker_unavailable": 0}  # fmt: skip
     assert figures['ssehub_streams_opened_total{transport="stream"}'] == 6
-    assert figures['ssehub_streams_opened_total{transport="long-poll"}'] == 1
+    assert figures['ssehub_streams_opened_total{transport="long-poll"}'] == 3
     assert figures['ssehub_resumes_total{result="exact"}'] == 1
-    assert figures['ssehub_resumes_total{result="reset"}'] == 1
+    assert figures['ssehub_resumes_total{result="reset"}'] == 2
     deliveries = 6 * len(live_events) + 1
     assert figures["ssehub_deliveries_total"] == deliveries
-    assert figures["ssehub_subscribers"] == 6 and figures["ssehub_channels"] == 2
+    assert figures["ssehub_subscribers"] == 7 and figures["ssehub_channels"] == 3
     assert figures["ssehub_evictions_total"] == 0 and figures["ssehub_streams_refused_total"] == 0
     # Every live event written is timed once (not the 5 replayed to the reset stream).
     assert figures["ssehub_delivery_seconds_count"] == deliveries
@@ -77,9 +82,9 @@ def test_after_a_known_workload_every_figure_is_exact(live, writes, small_send_b
     # Once every stream has ended, bytes written are what the clients read, to the byte,
     # heartbeats and endings included, and exact past a million (%g would keep 6 digits).
     server.app.shutdown()
-    for reader in readers:
+    for reader in (*readers, current_poll):
         reader.read_to_end()
-    written = sum(len(reader.raw) for reader in (*readers, polled))
+    written = sum(len(reader.raw) for reader in (*readers, polled, reset_poll, current_poll))
     assert written > 6 * 20 * len(BIG) > 1e6
     assert samples(_scrape(server)[2])["ssehub_written_bytes_total"] == written
 
@@ -131,8 +136,11 @@ def test_with_metrics_port_metrics_leave_the_public_port(metrics_port_hub):
     hub.publish("news", "x")
     status, _, body = _scrape(hub)
     assert status == 404 and b"no such endpoint" in body
-    status, _, text = _scrape(hub, port=metrics_port)
-    assert status == 200 and samples(text)["ssehub_published_total"] == 1
+    connection = http.client.HTTPConnection("127.0.0.1", metrics_port, timeout=5)
+    connection.request("GET", "/metrics", headers={"X-Request-ID": "scrape-1"})
+    reply = connection.getresponse()
+    assert reply.status == 200 and reply.headers["X-Request-ID"] == "scrape-1"
+    assert samples(reply.read())["ssehub_published_total"] == 1
     status, _, body = _scrape(hub, "/events?channel=news", port=metrics_port)
     assert status == 404 and b"this port serves GET /metrics" in body
 

@@ -4,11 +4,13 @@ every guarantee, the start says how, and a Redis before 7 stops it."""
 import logging
 import os
 import shlex
+import signal
 
 import pytest
 import webtest
 
 from ssehub.brokers.redis_library import LIBRARY_PATH
+from ssehub.brokers.redis_writes import idempotency_record
 from tests.conftest import wait_for
 from tests.redis_server import RedisServer
 from tests.service_process import ROOT, Service
@@ -135,3 +137,25 @@ def test_a_library_an_older_hub_loads_meanwhile_still_publishes_and_announces_on
     assert [(m.last_event_id, m.data) for m in reader.take(3)] == [(ids[n], f"e{n}") for n in range(3)]
     reader.read_until(lambda r: r.raw.endswith(b":\n\n"))  # a heartbeat after them: nothing came twice
     assert len(reader.messages) == 3
+
+
+def test_a_repeated_key_writes_so_a_wait_after_it_covers_the_first_publish(clean_sentinels):
+    """Redis documents WAIT as covering the writes of its own connection: a repeat that
+    wrote nothing, on a pooled connection older than the first publish, could then be
+    acknowledged while that publish had not reached the replica, and answered 201 for an
+    event a failover could still lose. (Redis 7.0.15 waits for the newest offset anyway.)"""
+    primary, replica = clean_sentinels.primary(), clean_sentinels.replica()
+    with open(LIBRARY_PATH) as library:
+        primary.client().function_load(library.read(), replace=True)
+    key = "ssehub:{news}"
+    keys = (key, idempotency_record(key, "order-17"))
+    publish = ("ssehub_publish", 2, *keys, "once", "", "", "", "0", "order-17", "fingerprint")
+    retry = primary.client()  # a pooled connection, opened before the first publish
+    assert retry.execute_command("WAIT", 1, 5000) == 1  # the replica has all there is so far
+    os.kill(replica.process.pid, signal.SIGSTOP)
+    try:
+        first_id, _ = primary.client().fcall(*publish)  # stored; the stopped replica has not got it
+        assert retry.fcall(*publish) == [first_id, b""]  # a repeat
+        assert retry.execute_command("WAIT", 1, 300) == 0  # not acknowledged: the replica is stopped
+    finally:
+        os.kill(replica.process.pid, signal.SIGCONT)

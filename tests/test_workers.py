@@ -156,3 +156,13 @@ def test_workers_end_when_their_supervisor_is_killed(workers):
             return stat.read().split()[2] == "Z"  # exited, waiting to be reaped
 
     wait_for(lambda: all(gone(pid) for pid in pids), timeout=15, message="the orphaned workers to exit")
+
+
+def test_a_worker_that_stops_records_its_last_counts_as_it_goes(workers):
+    """Rows are written every second; a worker stopping within that second records once more."""
+    first, _ = _worker_pids(workers)
+    for n in range(20):
+        workers.publish("shared", f"just before {n}")  # a new connection each: both workers publish some
+    os.kill(first, signal.SIGTERM)
+    wait_for(lambda: workers.output().count("listening on") == 3, message="a replacement worker")
+    assert _published_total(workers) == 20

@@ -91,10 +91,10 @@ class Writes:
                 connection = pool.get_connection()
                 try:
                     reply = _run_once(connection, command, replicas, asking)
-                    if replicas and isinstance(reply, list):
-                        # A repeat too: its first publish may have been answered 503 before it
-                        # was announced, and the repeat's empty previous id makes every
-                        # listener read the channel's history, which brings it.
+                    if isinstance(reply, list) and (replicas or not reply[1]):
+                        # Stored with notify 0, or a repeat: its first publish may have been
+                        # answered 503 before it was announced, and the repeat's empty previous
+                        # id makes every listener read the channel's history, which brings it.
                         self._announce(connection, key, payload(reply))
                     return reply
                 finally:

@@ -143,6 +143,10 @@ local function publish(keys, args)
         return redis.error_reply('IDEMPOTENCY this idempotency key was used for another publish in the last '
           .. IDEMPOTENCY_SECONDS .. ' s')
       end
+      -- A write, so that a WAIT after this call on a connection that made no
+      -- other (WAIT counts the connection's own writes) also covers the first
+      -- publish, which may not have reached the replicas yet.
+      redis.call('SET', record, seen, 'KEEPTTL')
       if with_previous then
         return {seen_id, ''}
       end
