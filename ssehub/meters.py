@@ -2,8 +2,10 @@
 it (metrics.py), as flat cells that workers can share (worker_metrics.py).
 
 Plain integers and one hand-rolled histogram, bumped in place: a delivery
-costs a few increments, where a metric library's objects would take a lock
-per call, about as much again as the socket write itself (issue 14, item 6).
+costs a few increments (0.07 µs each), where prometheus_client's
+Counter.inc and Histogram.observe, a lock each, take 0.55 and 1.4 µs under
+gevent: nearly as much as the rest of a delivery's Python work, about
+2.2 µs (issue 14, item 6).
 """
 
 from __future__ import annotations

@@ -39,7 +39,7 @@ _blocking_waitpid = gevent.monkey.get_original("os", "waitpid")
 def serve_workers(config: Config) -> int:
     """Run `config.web_concurrency` workers until a signal; return the exit status.
 
-    Raises ConfigError when HOST and PORT cannot be listened on.
+    Raises ConfigError when HOST and PORT (or METRICS_PORT) cannot be listened on.
     """
     ports = {"PORT": config.port, "METRICS_PORT": config.metrics_port}
     for name, port in ports.items():
