@@ -16,24 +16,42 @@ from tests.sse import StreamReader
 GUNICORN = os.path.join(os.path.dirname(sys.executable), "gunicorn")
 
 
+class Gunicorn(HubClient):
+    """`gunicorn -c gunicorn.conf.py service:app`: two gevent workers on Redis, its log kept."""
+
+    def __init__(self, tmp_path, redis_url: str, **settings: str):
+        self.port = free_port()
+        env = {
+            "PATH": os.environ["PATH"], "HOST": "127.0.0.1", "PORT": str(self.port), "WEB_CONCURRENCY": "2",
+            "REDIS_URL": redis_url, "HEARTBEAT_SECONDS": "1", **settings,
+        }  # fmt: skip
+        self.log = open(tmp_path / "gunicorn.log", "w+")
+        command = [GUNICORN, "-c", "gunicorn.conf.py", "--control-socket", str(tmp_path / "ctl"), "service:app"]
+        self.process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT)
+
+    def output(self) -> str:
+        with open(self.log.name) as log:
+            return log.read()
+
+    def wait_workers(self, count: int) -> None:
+        """Until `count` workers have started a hub (each logs its Redis mode once)."""
+        wait_for(lambda: self.output().count("Redis mode") == count, timeout=20, message=f"{count} workers")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait()
+        self.log.close()
+
+
 def test_two_gevent_workers_serve_log_as_the_hub_does_and_end_every_stream_on_sigterm(clean_redis, tmp_path):
-    port, metrics_port = free_port(), free_port()
-    env = {
-        "PATH": os.environ["PATH"], "HOST": "127.0.0.1", "PORT": str(port), "WEB_CONCURRENCY": "2",
-        "REDIS_URL": clean_redis.url, "LOG_FORMAT": "json", "ACCESS_LOG": "1", "HEARTBEAT_SECONDS": "1",
-        "METRICS_PORT": str(metrics_port),
-    }  # fmt: skip
-    log = open(tmp_path / "gunicorn.log", "w+")
-    command = [GUNICORN, "-c", "gunicorn.conf.py", "--control-socket", str(tmp_path / "ctl"), "service:app"]
-    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    hub = HubClient()
-    hub.port = port
+    metrics_port = free_port()
+    hub = Gunicorn(tmp_path, clean_redis.url, LOG_FORMAT="json", ACCESS_LOG="1", METRICS_PORT=str(metrics_port))
     metrics = HubClient()
     metrics.port = metrics_port
-
     try:
-        wait_for(lambda: open(log.name).read().count("Redis mode") == 2, timeout=20, message="both workers up")
-        readers = [StreamReader("127.0.0.1", port, "/events?channel=news") for _ in range(20)]
+        hub.wait_workers(2)
+        readers = [StreamReader("127.0.0.1", hub.port, "/events?channel=news") for _ in range(20)]
         for reader in readers:
             reader.read_until(lambda r: r.parser.last_event_id)
         sent = [hub.publish("news", f"to every worker's streams {n}") for n in range(10)]
@@ -56,21 +74,18 @@ def test_two_gevent_workers_serve_log_as_the_hub_does_and_end_every_stream_on_si
             assert figures["ssehub_published_total"] == 10
             assert len([name for name in figures if name.startswith("process_open_fds{")]) == 2
         signalled = time.monotonic()
-        process.send_signal(signal.SIGTERM)
+        hub.process.send_signal(signal.SIGTERM)
         for reader in readers:
             reader.read_until(lambda r: r.ended, timeout=5)  # a clean end, not a cut
-        assert process.wait(timeout=5) == 0 and time.monotonic() - signalled < 5
-        lines = [json.loads(line) for line in open(log.name).read().splitlines()]
+        assert hub.process.wait(timeout=5) == 0 and time.monotonic() - signalled < 5
+        lines = [json.loads(line) for line in hub.output().splitlines()]
         loggers = {line["logger"] for line in lines}
         assert {"ssehub", "ssehub.access", "gunicorn.error"} <= loggers
         published = [line for line in lines if line["logger"] == "ssehub.access" and line.get("method") == "POST"]
         assert published[0]["status"] == 201 and len(published[0]["request_id"]) == 32
         assert not any("Traceback" in line["message"] or line["level"] == "ERROR" for line in lines)
     finally:
-        if process.poll() is None:
-            process.kill()
-        process.wait()
-        log.close()
+        hub.stop()
 
 
 def test_several_workers_without_redis_stop_the_start_with_one_line(tmp_path):
@@ -82,19 +97,10 @@ def test_several_workers_without_redis_stop_the_start_with_one_line(tmp_path):
 
 
 def test_a_killed_gunicorn_worker_keeps_its_counts_in_the_totals(clean_redis, tmp_path):
-    port = free_port()
-    env = {
-        "PATH": os.environ["PATH"], "HOST": "127.0.0.1", "PORT": str(port), "WEB_CONCURRENCY": "2",
-        "REDIS_URL": clean_redis.url, "HEARTBEAT_SECONDS": "1",
-    }  # fmt: skip
-    log = open(tmp_path / "gunicorn.log", "w+")
-    command = [GUNICORN, "-c", "gunicorn.conf.py", "--control-socket", str(tmp_path / "ctl"), "service:app"]
-    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    hub = HubClient()
-    hub.port = port
+    hub = Gunicorn(tmp_path, clean_redis.url)
     try:
-        wait_for(lambda: open(log.name).read().count("Redis mode") == 2, timeout=20, message="both workers up")
-        readers = [StreamReader("127.0.0.1", port, "/events?channel=news") for _ in range(10)]
+        hub.wait_workers(2)
+        readers = [StreamReader("127.0.0.1", hub.port, "/events?channel=news") for _ in range(10)]
         for reader in readers:
             reader.read_until(lambda r: r.parser.last_event_id)
         for n in range(10):
@@ -103,10 +109,10 @@ def test_a_killed_gunicorn_worker_keeps_its_counts_in_the_totals(clean_redis, tm
             reader.take(10)
         wait_for(lambda: _figures(hub)["ssehub_deliveries_total"] == 100, message="both workers' counts")
         before = _figures(hub)
-        with open(f"/proc/{process.pid}/task/{process.pid}/children") as children:
+        with open(f"/proc/{hub.process.pid}/task/{hub.process.pid}/children") as children:
             first = int(children.read().split()[0])
         os.kill(first, signal.SIGKILL)
-        wait_for(lambda: open(log.name).read().count("Redis mode") == 3, timeout=20, message="a new worker")
+        hub.wait_workers(3)  # the two, and the one replacing the killed one
         wait_for(lambda: _figures(hub)["ssehub_workers"] == 2, message="the new worker's row")
         for _ in range(10):  # whichever worker answers, while the new one takes the row
             after = _figures(hub)
@@ -116,9 +122,7 @@ def test_a_killed_gunicorn_worker_keeps_its_counts_in_the_totals(clean_redis, tm
         hub.publish("news", "after")
         wait_for(lambda: _figures(hub)["ssehub_published_total"] == 11, message="the count after")
     finally:
-        process.kill()
-        process.wait()
-        log.close()
+        hub.stop()
 
 
 def _figures(hub):
