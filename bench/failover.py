@@ -18,6 +18,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
@@ -77,46 +78,49 @@ def under_load(binary: Path, port: int, work: Path, options: dict, faults) -> di
 
 def cluster_scenario(binary: Path, work: Path, subscribers: int, seconds: float) -> dict:
     cluster = ClusterNodes(str(work / "cluster")).start()
-    process, port = hub(cluster.url, work / "hub-cluster.log")
-    try:
 
-        def faults(started: float, timeline: list) -> None:
-            time.sleep(max(0.0, started + seconds * 0.2 - time.monotonic()))
-            cluster.failover(cluster.replica_of(cluster.primary_for("ssehub:{c0}")))
-            timeline.append((time.monotonic(), "CLUSTER FAILOVER done"))
-            time.sleep(max(0.0, started + seconds * 0.4 - time.monotonic()))
-            victim = cluster.primary_for("ssehub:{c1}")
-            cluster.kill(victim)
-            timeline.append((time.monotonic(), "primary killed"))
-            cluster.wait_ok()
-            timeline.append((time.monotonic(), "replica promoted"))
-            time.sleep(max(0.0, started + seconds * 0.6 - time.monotonic()))
-            cluster.restart(victim)
-            timeline.append((time.monotonic(), "old primary back as a replica"))
+    def faults(at: Callable[[float], None], timeline: list) -> None:
+        at(0.2)
+        cluster.failover(cluster.replica_of(cluster.primary_for("ssehub:{c0}")))
+        timeline.append((time.monotonic(), "CLUSTER FAILOVER done"))
+        at(0.4)
+        victim = cluster.primary_for("ssehub:{c1}")
+        cluster.kill(victim)
+        timeline.append((time.monotonic(), "primary killed"))
+        cluster.wait_ok()
+        timeline.append((time.monotonic(), "replica promoted"))
+        at(0.6)
+        cluster.restart(victim)
+        timeline.append((time.monotonic(), "old primary back as a replica"))
 
-        options = _options(subscribers, seconds)
-        return {"scenario": "cluster: failover, killed primary", **under_load(binary, port, work, options, faults)}
-    finally:
-        process.kill()
-        cluster.stop()
+    return _scenario("cluster: failover, killed primary", cluster, binary, work, subscribers, seconds, faults)
 
 
 def sentinel_scenario(binary: Path, work: Path, subscribers: int, seconds: float) -> dict:
     sentinels = SentinelSet(str(work / "sentinel")).start()
-    process, port = hub(sentinels.url, work / "hub-sentinel.log")
+
+    def faults(at: Callable[[float], None], timeline: list) -> None:
+        at(0.2)
+        timeline.append((time.monotonic(), "SENTINEL FAILOVER asked"))
+        sentinels.failover()
+        timeline.append((time.monotonic(), "old primary demoted and in sync"))
+
+    return _scenario("sentinel: SENTINEL FAILOVER", sentinels, binary, work, subscribers, seconds, faults)
+
+
+def _scenario(name: str, topology, binary: Path, work: Path, subscribers: int, seconds: float, faults) -> dict:
+    """One hub on `topology` under load while `faults(at, timeline)` runs: `at(f)`
+    sleeps until the fraction f of the run, `timeline` collects what was done when."""
+    process, port = hub(topology.url, work / f"hub-{name.split(':')[0]}.log")
     try:
 
-        def faults(started: float, timeline: list) -> None:
-            time.sleep(max(0.0, started + seconds * 0.2 - time.monotonic()))
-            timeline.append((time.monotonic(), "SENTINEL FAILOVER asked"))
-            sentinels.failover()
-            timeline.append((time.monotonic(), "old primary demoted and in sync"))
+        def timed_faults(started: float, timeline: list) -> None:
+            faults(lambda fraction: time.sleep(max(0.0, started + seconds * fraction - time.monotonic())), timeline)
 
-        options = _options(subscribers, seconds)
-        return {"scenario": "sentinel: SENTINEL FAILOVER", **under_load(binary, port, work, options, faults)}
+        return {"scenario": name, **under_load(binary, port, work, _options(subscribers, seconds), timed_faults)}
     finally:
         process.kill()
-        sentinels.stop()
+        topology.stop()
 
 
 def acknowledgement_cost(binary: Path, work: Path) -> list[dict]:
